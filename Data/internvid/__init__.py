@@ -1,0 +1,1 @@
+"""InternVid tooling: manifests, clip extraction, filtering, captioning hooks, shards, and instruction data."""

@@ -1,0 +1,1 @@
+"""InternVideo-Next: video foundation models trained without video-text supervision."""
