@@ -27,11 +27,21 @@ class SampleVideo:
     codec: str
 
 
-SAMPLE_FORMATS = {"mp4": ("libx264", ".mp4"), "avi": ("mpeg4", ".avi"), "webm": ("libvpx-vp9", ".webm"), "mkv": ("libx264", ".mkv")}
+SAMPLE_FORMATS = {
+    "mp4": ("libx264", ".mp4"),
+    "avi": ("mpeg4", ".avi"),
+    "webm": ("libvpx-vp9", ".webm"),
+    "mkv": ("libx264", ".mkv"),
+}
 
 
 def write_sample_videos(
-    folder: str | os.PathLike, num_frames: int = 60, height: int = 96, width: int = 160, fps: float = 25, gop: int = 10
+    folder: str | os.PathLike,
+    num_frames: int = 60,
+    height: int = 96,
+    width: int = 160,
+    fps: float = 25,
+    gop: int = 10,
 ) -> dict[str, SampleVideo]:
     """One coded video per container (mp4/avi/webm/mkv) plus a ``frames`` folder of JPEGs."""
     folder = Path(folder)

@@ -77,7 +77,14 @@ def sample_videos(tmp_path_factory):
 
 @pytest.fixture
 def make_video(tmp_path):
-    def _make(name: str = "clip.mp4", num_frames: int = 32, height: int = 96, width: int = 160, fps: float = 25, **kw):
+    def _make(
+        name: str = "clip.mp4",
+        num_frames: int = 32,
+        height: int = 96,
+        width: int = 160,
+        fps: float = 25,
+        **kw,
+    ):
         return write_video(tmp_path / name, coded_frames(num_frames, height, width), fps=fps, **kw)
 
     return _make

@@ -75,7 +75,8 @@ class VideoReader(ABC):
         missing = [i for i in wanted if i not in frames]
         if missing:
             raise VideoReadError(
-                self.path, f"frame {missing[0]} could not be decoded ({len(missing)} of {len(wanted)} missing)"
+                self.path,
+                f"frame {missing[0]} could not be decoded ({len(missing)} of {len(wanted)} missing)",
             )
         return np.stack([frames[i] for i in wanted])
 
@@ -83,7 +84,7 @@ class VideoReader(ABC):
     def _read(self, sorted_unique: list[int]) -> dict[int, np.ndarray]:
         """Decode the given sorted, unique indices; return ``{index: HxWx3 uint8 RGB}``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - readers that hold no decoder have nothing to release
         """Release the decoder; the reader is unusable afterwards."""
 
     def __enter__(self) -> VideoReader:
@@ -294,7 +295,8 @@ class FrameFolderReader(VideoReader):
         if not folder.is_dir():
             raise VideoReadError(self.path, "no such frame folder")
         self._files = sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: _natural_key(p.name)
+            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda p: _natural_key(p.name),
         )
         self.num_frames = len(self._files)
         self._check_not_empty()

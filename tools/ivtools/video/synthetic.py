@@ -19,8 +19,17 @@ import numpy as np
 
 CODE_BITS = 10  # frames 0..1023 can be told apart
 MOTION_CLASSES = ("left", "right", "up", "down")
-_DEFAULT_CODEC = {".mp4": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9", ".mov": "libx264"}
-_HIGH_QUALITY = {"libx264": {"crf": "12", "preset": "veryfast"}, "libvpx-vp9": {"crf": "10", "b": "0", "deadline": "realtime", "cpu-used": "8"}}
+_DEFAULT_CODEC = {
+    ".mp4": "libx264",
+    ".mkv": "libx264",
+    ".avi": "mpeg4",
+    ".webm": "libvpx-vp9",
+    ".mov": "libx264",
+}
+_HIGH_QUALITY = {
+    "libx264": {"crf": "12", "preset": "veryfast"},
+    "libvpx-vp9": {"crf": "10", "b": "0", "deadline": "realtime", "cpu-used": "8"},
+}
 
 
 def write_video(
@@ -117,7 +126,11 @@ def read_frame_code(frame: np.ndarray) -> int:
 
 
 def motion_clip(
-    direction: str, num_frames: int = 16, size: int = 64, speed: int = 4, rng: np.random.Generator | None = None
+    direction: str,
+    num_frames: int = 16,
+    size: int = 64,
+    speed: int = 4,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """A bright square drifting ``direction`` over a random smooth background, wrapping around.
 

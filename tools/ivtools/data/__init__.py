@@ -1,0 +1,31 @@
+"""Video classification data shared by every generation.
+
+* :mod:`~ivtools.data.annotations` -- ``path label`` lists, SSv2 JSON, class-name lists, label maps;
+* :mod:`~ivtools.data.transforms` -- train augmentation (crop/flip/RandAugment/erasing) and multi-crop eval;
+* :mod:`~ivtools.data.video_dataset` -- :class:`VideoClassificationDataset` (skips and counts bad videos);
+* :mod:`~ivtools.data.loader` -- the resumable distributed sampler and ``build_loader``.
+"""
+
+from .annotations import VideoRecord, label_map_between, read_class_names, read_ssv2_json, read_video_list
+from .loader import ResumableSampler, build_loader
+from .transforms import EvalTransform, TrainTransform, TrainTransformConfig, normalize, to_video_tensor
+from .video_dataset import ClipSampling, VideoClassificationDataset, collate_samples, seeded
+
+__all__ = [
+    "ClipSampling",
+    "EvalTransform",
+    "ResumableSampler",
+    "TrainTransform",
+    "TrainTransformConfig",
+    "VideoClassificationDataset",
+    "VideoRecord",
+    "build_loader",
+    "collate_samples",
+    "label_map_between",
+    "normalize",
+    "read_class_names",
+    "read_ssv2_json",
+    "read_video_list",
+    "seeded",
+    "to_video_tensor",
+]

@@ -1,0 +1,27 @@
+"""Per-channel residual-branch scaling (CaiT LayerScale) with the original's fp32 option."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LayerScale(nn.Module):
+    """``x * gamma``; with ``force_fp32`` the product is taken in fp32 outside autocast and cast back.
+
+    The original defaults to ``force_fp32=True`` (``layerscale_no_force_fp32=False``) so that small
+    ``gamma`` values (1e-5) are not flushed by half-precision rounding before the multiply.
+    """
+
+    def __init__(self, dim: int, init_values: float = 1e-5, force_fp32: bool = False):
+        super().__init__()
+        self.gamma = nn.Parameter(init_values * torch.ones(dim))
+        self.force_fp32 = force_fp32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.force_fp32:
+            return x * self.gamma
+        if not torch.amp.is_autocast_available(x.device.type):  # e.g. the meta device
+            return (x.float() * self.gamma.float()).to(x.dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            return (x.float() * self.gamma.float()).to(x.dtype)

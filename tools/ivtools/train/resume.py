@@ -1,0 +1,146 @@
+"""Checkpoints that resume a run exactly, and saving on a preemption signal.
+
+A checkpoint holds the model, the backend's optimizer (and scaler) state, the lr scheduler,
+the sampler position, every rank's random-number-generator state, the EMA weights and the
+loop counters. Native checkpoints are single files ``checkpoint-<tag>.pth`` in the original's
+layout (``{"model": state_dict, "optimizer": ..., "epoch": ...}``), written by rank 0;
+DeepSpeed checkpoints are DeepSpeed's own folders (``<output_dir>/checkpoint-<tag>/``), written
+by every rank. ``latest_checkpoint`` in the output directory names the newest one, so
+``--resume auto`` needs no path.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ivtools.distributed import all_gather_object, barrier, get_rank, is_main_process
+
+LATEST = "latest_checkpoint"
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Preemption:
+    """Turns SIGTERM/SIGUSR1 (what SLURM sends before a kill or at a time limit) into a flag.
+
+    The training loop checks :attr:`requested` at optimizer-step boundaries and saves.
+    """
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)):
+        self.requested = False
+        if threading.current_thread() is threading.main_thread():
+            for sig in signals:
+                signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def request(self) -> None:
+        self.requested = True
+
+
+class CheckpointManager:
+    def __init__(self, output_dir: str | Path, backend, keep_last: int = 2):
+        self.output_dir = Path(output_dir)
+        self.backend = backend
+        self.keep_last = keep_last
+
+    def path(self, tag: str) -> Path:
+        suffix = "" if self.backend.kind == "deepspeed" else ".pth"
+        return self.output_dir / f"checkpoint-{tag}{suffix}"
+
+    def save(self, tag: str, state: dict, model_extras: dict | None = None) -> Path:
+        """Save ``state`` (loop counters, scheduler, sampler, EMA ...) with model and optimizer.
+
+        Collective: every rank must call it (each contributes its RNG state).
+        """
+        state = {**state, "rng": all_gather_object(rng_state())}
+        path = self.path(tag)
+        if self.backend.kind == "deepspeed":
+            self.backend.model.save_checkpoint(str(self.output_dir), tag=path.name, client_state=state)
+        elif is_main_process():
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            payload = {"model": self.backend.module.state_dict(), **self.backend.state_dict(), **state}
+            payload.update(model_extras or {})
+            tmp = path.with_suffix(".tmp")
+            torch.save(payload, tmp)
+            os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint behind
+        if is_main_process():
+            (self.output_dir / LATEST).write_text(path.name + "\n")
+            self._prune(keep={path.name})
+        barrier()
+        return path
+
+    def _prune(self, keep: set[str]) -> None:
+        """Delete old numbered epoch checkpoints beyond ``keep_last`` (named ones are kept)."""
+        if self.keep_last <= 0:
+            return
+        numbered = sorted(
+            (
+                p
+                for p in self.output_dir.glob("checkpoint-*")
+                if p.name.split("-", 1)[1].split(".")[0].isdigit()
+            ),
+            key=lambda p: int(p.name.split("-", 1)[1].split(".")[0]),
+        )
+        for old in numbered[: -self.keep_last]:
+            if old.name in keep:
+                continue
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+
+    def latest(self) -> Path | None:
+        marker = self.output_dir / LATEST
+        if not marker.is_file():
+            return None
+        path = self.output_dir / marker.read_text().strip()
+        return path if path.exists() else None
+
+    def resolve(self, resume: str) -> Path | None:
+        """``""`` → None, ``"auto"`` → the latest checkpoint (None if none), else the path."""
+        if not resume:
+            return None
+        if resume == "auto":
+            return self.latest()
+        path = Path(resume)
+        if not path.exists():
+            raise FileNotFoundError(f"resume checkpoint not found: {path}")
+        return path
+
+    def load(self, path: Path) -> dict:
+        """Restore model, optimizer and this rank's RNG from ``path``; return the saved state."""
+        if self.backend.kind == "deepspeed":
+            _, state = self.backend.model.load_checkpoint(str(path.parent), tag=path.name)
+            if state is None:
+                raise RuntimeError(f"DeepSpeed could not load checkpoint {path}")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            self.backend.module.load_state_dict(state["model"])
+            self.backend.load_state_dict(state)
+        states = state.get("rng") or []
+        if len(states) > get_rank():
+            set_rng_state(states[get_rank()])
+        return state
