@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from ivtools.data import ClipSampling, EvalTransform, VideoClassificationDataset, build_loader, read_video_list
+from ivtools.data import (
+    ClipSampling,
+    EvalTransform,
+    VideoClassificationDataset,
+    build_loader,
+    read_video_list,
+)
 from ivtools.distributed import DistInfo
 from ivtools.testing.tiny import TinyVideoViT
 from ivtools.train import (
@@ -34,7 +40,10 @@ def _dataset(motion_dataset, num_frames=4, size=32):
         from ivtools.data.transforms import normalize, to_video_tensor
 
         video = to_video_tensor(frames)
-        top, left = np.random.randint(0, video.shape[-2] - size + 1), np.random.randint(0, video.shape[-1] - size + 1)
+        top, left = (
+            np.random.randint(0, video.shape[-2] - size + 1),
+            np.random.randint(0, video.shape[-1] - size + 1),
+        )
         return normalize(video[..., top : top + size, left : left + size])
 
     return VideoClassificationDataset(records, "train", clip, transform, num_classes=4, seed=3)
@@ -147,7 +156,9 @@ def test_lr_schedule_warms_up_linearly_then_follows_the_cosine():
 
 def test_weight_decay_schedule_moves_only_decayed_groups():
     w, b = torch.nn.Parameter(torch.ones(2, 2)), torch.nn.Parameter(torch.ones(2))
-    optimizer = torch.optim.AdamW([{"params": [w], "weight_decay": 0.05}, {"params": [b], "weight_decay": 0.0}])
+    optimizer = torch.optim.AdamW(
+        [{"params": [w], "weight_decay": 0.05}, {"params": [b], "weight_decay": 0.0}]
+    )
     schedule = WeightDecaySchedule(optimizer, 0.04, 0.4, total_steps=10)
     schedule.step_update(5)
     assert optimizer.param_groups[0]["weight_decay"] == pytest.approx(0.22)

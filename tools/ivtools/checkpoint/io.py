@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pyth")  # .pyth: PySlowFast (UniFormerV2 releases)
 SAFETENSORS_SUFFIX = ".safetensors"
 DEFAULT_WRAPPER_KEYS = ("model", "module", "state_dict")
 StateDict = dict[str, torch.Tensor]

@@ -55,11 +55,12 @@ class VideoRandAugment:
         self, config: str, img_size: int, mean: Sequence[float] = IMAGENET_MEAN, interpolation="bicubic"
     ):
         from timm.data.auto_augment import rand_augment_transform
+        from timm.data.transforms import str_to_pil_interp
 
         hparams = {
             "translate_const": int(img_size * 0.45),
             "img_mean": tuple(round(255 * m) for m in mean),
-            "interpolation": interpolation,
+            "interpolation": str_to_pil_interp(interpolation),  # timm's ops pass it on to PIL
         }
         self.transform = rand_augment_transform(config, hparams)
 

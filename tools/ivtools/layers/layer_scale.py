@@ -21,7 +21,8 @@ class LayerScale(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.force_fp32:
             return x * self.gamma
+        work = torch.promote_types(x.dtype, torch.float32)  # fp64 stays fp64
         if not torch.amp.is_autocast_available(x.device.type):  # e.g. the meta device
-            return (x.float() * self.gamma.float()).to(x.dtype)
+            return (x.to(work) * self.gamma.to(work)).to(x.dtype)
         with torch.autocast(x.device.type, enabled=False):
-            return (x.float() * self.gamma.float()).to(x.dtype)
+            return (x.to(work) * self.gamma.to(work)).to(x.dtype)

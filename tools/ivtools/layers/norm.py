@@ -8,8 +8,13 @@ from torch import nn
 from .flags import flash_dropout_add_rms_norm, on_cuda
 
 
+def _stat_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for half inputs (as the original and flash-attn compute), the input's own otherwise."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def _normalize_fp32(x: torch.Tensor, eps: float) -> torch.Tensor:
-    x = x.float()
+    x = x.to(_stat_dtype(x))
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
@@ -47,9 +52,10 @@ class RMSNorm(nn.Module):
         kernel = flash_dropout_add_rms_norm()
         if kernel is not None and on_cuda(x, self.weight):
             return kernel(x, residual, self.weight, None, 0.0, self.eps, prenorm=True)
-        total = x.float() if residual is None else x.float() + residual.float()
+        work = _stat_dtype(x)
+        total = x.to(work) if residual is None else x.to(work) + residual.to(work)
         new_residual = total.to(x.dtype if residual is None else residual.dtype)
-        normed = (_normalize_fp32(total, self.eps) * self.weight.float()).to(x.dtype)
+        normed = (_normalize_fp32(total, self.eps) * self.weight.to(work)).to(x.dtype)
         return normed, new_residual
 
     def extra_repr(self) -> str:

@@ -27,7 +27,10 @@ class TinyVideoViT(nn.Module):
     ):
         super().__init__()
         self.patch_embed = nn.Conv3d(
-            3, embed_dim, (tubelet_size, patch_size, patch_size), stride=(tubelet_size, patch_size, patch_size)
+            3,
+            embed_dim,
+            (tubelet_size, patch_size, patch_size),
+            stride=(tubelet_size, patch_size, patch_size),
         )
         num_patches = (num_frames // tubelet_size) * (img_size // patch_size) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -47,7 +50,10 @@ class TinyVideoViT(nn.Module):
     def group_matcher(self, coarse: bool = False):
         # The head gets a group of its own (timm's (99999,) would merge it into the last block),
         # so layer-wise lr decay gives it scale 1 and the last block `decay`, as the original.
-        return {"stem": r"^cls_token|^pos_embed|^patch_embed", "blocks": [(r"^blocks\.(\d+)", None), (r"^norm|^head", (100000,))]}
+        return {
+            "stem": r"^cls_token|^pos_embed|^patch_embed",
+            "blocks": [(r"^blocks\.(\d+)", None), (r"^norm|^head", (100000,))],
+        }
 
     def get_num_layers(self) -> int:
         return len(self.blocks)

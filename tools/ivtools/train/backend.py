@@ -113,7 +113,10 @@ def _ensure_process_group(dist: DistInfo) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tdist.init_process_group(
-        "nccl" if dist.device.type == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1
+        "nccl" if dist.device.type == "cuda" else "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=0,
+        world_size=1,
     )
 
 

@@ -138,9 +138,13 @@ def _records(args, split: str):
     if args.data_set == "SSV2" and (data / "labels.json").is_file():
         name = {"train": "train", "val": "validation", "test": "validation"}[split]
         return read_ssv2_json(data / f"something-something-v2-{name}.json", data / "labels.json", args.prefix)
-    return read_video_list(
-        data / f"{split}.csv", sep=args.split, prefix=args.prefix, num_classes=args.nb_classes
-    )
+    listing = data / f"{split}.csv"
+    if split == "test" and not listing.is_file() and (data / "val.csv").is_file():
+        # Kinetics-style releases often ship no separate test list; the original then tests on val.
+        if is_main_process():
+            print(f"{listing} not found: testing on {data / 'val.csv'}", flush=True)
+        listing = data / "val.csv"
+    return read_video_list(listing, sep=args.split, prefix=args.prefix, num_classes=args.nb_classes)
 
 
 def build_classification_datasets(args) -> dict[str, VideoClassificationDataset]:
