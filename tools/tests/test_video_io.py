@@ -109,3 +109,13 @@ def test_real_footage_decodes_consistently(real_videos):
         again = reader.get_frames([n - 1, n // 2])
     assert frames.shape[0] == 3 and frames.std() > 5  # real content, not a blank frame
     assert np.array_equal(frames[2], again[0]) and np.array_equal(frames[1], again[1])
+
+
+def test_auto_backend_falls_back_when_decord_cannot_batch_a_frame_width(tmp_path):
+    from ivtools.video.synthetic import write_video
+
+    ramp = np.broadcast_to(np.linspace(0, 255, 48, dtype=np.uint8)[None, None, :, None], (10, 32, 48, 3))
+    path = write_video(tmp_path / "narrow.mp4", np.ascontiguousarray(ramp), fps=10)
+    frames = read_frames(path, [0, 9])  # decord's batch decode fails on 48-px-wide frames
+    assert frames.shape == (2, 32, 48, 3)
+    assert np.array_equal(frames, read_frames(path, [0, 9], backend="pyav"))

@@ -229,7 +229,9 @@ class DecordReader(VideoReader):
             self._vr = decord.VideoReader(self.path, **kwargs)
             self.num_frames = len(self._vr)
             self._check_not_empty()
-            self.height, self.width = self._vr[0].shape[:2]
+            # get_batch, not [0]: some frame widths decode singly but fail in batches, and a
+            # failure here (at open) lets backend="auto" fall back to the next backend.
+            self.height, self.width = self._vr.get_batch([0]).shape[1:3]
             self.fps = float(self._vr.get_avg_fps())
         except VideoReadError:
             raise
