@@ -13,6 +13,7 @@
 """
 
 from .backend import DeepSpeedBackend, NativeBackend
+from .compile import compile_blocks
 from .evaluation import evaluate_classification, mean_average_precision, topk_accuracy
 from .optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, layer_lr_scales, scale_lr
 from .resume import CheckpointManager, Preemption
@@ -27,6 +28,7 @@ __all__ = [
     "TrainerConfig",
     "WeightDecaySchedule",
     "build_lr_scheduler",
+    "compile_blocks",
     "build_optimizer",
     "evaluate_classification",
     "layer_lr_scales",

@@ -1,0 +1,108 @@
+"""What both pretraining stages share: the student, the data, the optimizer and the Trainer."""
+
+from __future__ import annotations
+
+import argparse
+
+import timm
+from torch import nn
+
+import internvideo_next.models  # noqa: F401  (registers the factories)
+from internvideo_next.data.pretrain import build_pretrain_dataset
+from internvideo_next.models import build_semantic_decoder
+from ivtools.data import build_loader
+from ivtools.distributed import DistInfo, init_distributed, is_main_process
+from ivtools.train import Trainer, TrainerConfig
+from ivtools.train.classification import build_backend, seed_everything
+from ivtools.train.optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, scale_lr
+from ivtools.train.trainer import updates_per_epoch
+
+
+def build_student(args: argparse.Namespace, **extra) -> nn.Module:
+    bert = build_semantic_decoder(args.bert_path, args.bert_keep_layers, **args.bert_kwargs)
+    kwargs = {
+        "num_frames": args.num_frames,
+        "img_size": args.input_size,
+        "tubelet_size": args.tubelet_size,
+        "drop_path_rate": args.drop_path,
+        "init_values": args.layer_scale_init_value,
+        "layerscale_no_force_fp32": args.layerscale_no_force_fp32,
+        "use_checkpoint": args.use_checkpoint,
+        "checkpoint_num": args.checkpoint_num,
+        "cls_token_num": args.cls_token_num,
+        **extra,
+        **args.model_kwargs,
+    }
+    return timm.create_model(args.model, bert_decoder=bert, **kwargs)
+
+
+def run_pretraining(
+    args: argparse.Namespace,
+    model: nn.Module,
+    step,
+    dist: DistInfo,
+    ema=None,
+) -> list[dict]:
+    """Train ``model`` with ``step(model, batch, backend)``; checkpoints and resume in ``--output_dir``."""
+    dataset = build_pretrain_dataset(
+        args.data_path,
+        args.num_frames,
+        args.input_size,
+        args.flip,
+        args.prefix,
+        args.split,
+        args.seed,
+        args.video_backend,
+    )
+    args.num_sample = 1
+    loader = build_loader(dataset, args.batch_size, train=True, num_workers=args.num_workers, seed=args.seed)
+    per_epoch = updates_per_epoch(loader, args.update_freq, args.max_updates_per_epoch)
+    if per_epoch == 0:
+        raise ValueError(
+            f"{len(dataset)} videos give no full batch of {args.batch_size} on {dist.world_size} rank(s)"
+        )
+    global_batch = args.batch_size * args.update_freq * dist.world_size
+    optimizer = build_optimizer(
+        model,
+        args.opt,
+        lr=scale_lr(args.lr, global_batch),
+        weight_decay=args.weight_decay,
+        eps=args.opt_eps,
+        betas=args.opt_betas,
+    )
+    backend = build_backend(args, model, optimizer, dist)
+    warmup = args.warmup_steps if args.warmup_steps > 0 else args.warmup_epochs * per_epoch
+    scheduler = build_lr_scheduler(
+        optimizer,
+        total_steps=args.epochs * per_epoch,
+        warmup_steps=warmup,
+        min_lr=scale_lr(args.min_lr, global_batch),
+        warmup_lr=scale_lr(args.warmup_lr, global_batch),
+    )
+    wd = None
+    if args.weight_decay_end is not None:
+        wd = WeightDecaySchedule(optimizer, args.weight_decay, args.weight_decay_end, args.epochs * per_epoch)
+    cfg = TrainerConfig(
+        epochs=args.epochs,
+        output_dir=args.output_dir or None,
+        accumulation=args.update_freq,
+        max_updates_per_epoch=args.max_updates_per_epoch,
+        log_every=args.steps_per_print,
+        save_every=args.save_ckpt_freq,
+        resume=args.resume or ("auto" if args.auto_resume and args.output_dir else ""),
+    )
+    trainer = Trainer(backend, loader, step, cfg, dist, lr_scheduler=scheduler, wd_schedule=wd, ema=ema)
+    step.trainer = trainer
+    if is_main_process():
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(
+            f"{args.model}: {trainable / 1e6:.2f}M trainable parameters; global batch {global_batch}",
+            flush=True,
+        )
+    return trainer.fit()
+
+
+def prepare_run(args: argparse.Namespace) -> DistInfo:
+    dist = init_distributed(args.device)
+    seed_everything(args.seed, dist.rank)
+    return dist

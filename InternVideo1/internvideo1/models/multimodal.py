@@ -1,0 +1,299 @@
+"""InternVideo1's multi-modality model: a masked-video (VideoMAE) encoder and a CLIP-video encoder
+joined by cross-model attention, aligned with a CLIP text encoder and a caption decoder.
+
+Structure (the InternVideo paper, sec. 3, and the original's ``Multi-Modalities-Pretraining``):
+
+* ``clip_video`` -- the CLIP video tower (:class:`ViCLIPVisionTransformer` returning every token);
+* ``mae_video`` -- the VideoMAE ViT (:class:`videomae.VisionTransformer`, token output), frozen by
+  default since it arrives pretrained by masked reconstruction;
+* ``fusion`` -- :class:`CrossModelFusion`: in each layer the CLIP tokens attend to the MAE tokens and
+  the MAE tokens to the CLIP tokens; every update passes through a tanh gate initialised at zero, so
+  the fused model starts exactly as the two pretrained encoders;
+* ``visual_ln_post`` + ``visual_proj`` on the fused CLIP class token give the video embedding, and
+  ``text_encoder`` (CLIP's causal transformer) the text embedding; they are trained with the
+  symmetric contrastive loss at ``logit_scale`` (CLIP's, initialised to ``log(1/0.07)``);
+* ``caption_decoder`` -- the cross-modality decoder: learned visual queries pool the fused tokens of
+  both streams, and layers of (causal self-attention, cross-attention) over the text encoder's
+  token features predict the next token (captioning loss).
+
+``forward(video, text_ids, special_tokens_mask, idx)`` returns the losses; ``encode_video`` /
+``encode_text`` give the embeddings that retrieval, zero-shot classification and multiple-choice
+QA use, and ``encode_fused(video, text_ids)`` the decoder's token features for fusion tasks such
+as open-ended QA.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.layers import Mlp
+from torch import nn
+
+from internvideo1.losses import caption_loss, contrastive_loss
+from internvideo1.models._factory import register_factory
+from internvideo1.models.clip_blocks import CLIPTextEncoder, ResidualAttentionBlock
+from ivtools.layers import CrossAttention
+
+
+class CrossModelAttentionBlock(nn.Module):
+    """Tokens ``x`` (width ``dim``) attend to ``context`` (width ``context_dim``), then an MLP.
+
+    With ``gated`` both residual updates are scaled by ``tanh(gate)``, gates starting at zero.
+    """
+
+    def __init__(
+        self, dim: int, context_dim: int, num_heads: int, mlp_ratio: float = 4.0, gated: bool = True
+    ):
+        super().__init__()
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_context = nn.LayerNorm(context_dim)
+        self.context_proj = nn.Linear(context_dim, dim) if context_dim != dim else nn.Identity()
+        self.attn = CrossAttention(dim, num_heads)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        if gated:
+            self.attn_gate = nn.Parameter(torch.zeros(1))
+            self.mlp_gate = nn.Parameter(torch.zeros(1))
+        self.gated = gated
+
+    def _scale(self, gate_name: str) -> torch.Tensor | float:
+        return torch.tanh(getattr(self, gate_name)) if self.gated else 1.0
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        ctx = self.context_proj(self.norm_context(context))
+        x = x + self._scale("attn_gate") * self.attn(self.norm_q(x), ctx, ctx)[0]
+        return x + self._scale("mlp_gate") * self.mlp(self.norm_mlp(x))
+
+
+class CrossModelFusion(nn.Module):
+    """``depth`` layers of two-way cross-model attention between CLIP and MAE token streams."""
+
+    def __init__(self, clip_dim: int, mae_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.clip_from_mae = nn.ModuleList(
+            CrossModelAttentionBlock(clip_dim, mae_dim, num_heads, mlp_ratio) for _ in range(depth)
+        )
+        self.mae_from_clip = nn.ModuleList(
+            CrossModelAttentionBlock(mae_dim, clip_dim, num_heads, mlp_ratio) for _ in range(depth)
+        )
+
+    def forward(
+        self, clip_tokens: torch.Tensor, mae_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        for to_clip, to_mae in zip(self.clip_from_mae, self.mae_from_clip):
+            # Both directions read the previous layer's streams, so neither direction goes first.
+            clip_tokens, mae_tokens = to_clip(clip_tokens, mae_tokens), to_mae(mae_tokens, clip_tokens)
+        return clip_tokens, mae_tokens
+
+
+class CaptionDecoder(nn.Module):
+    """Cross-modality decoder: visual queries pool the video tokens; text layers attend to them."""
+
+    def __init__(
+        self,
+        width: int,
+        vision_width: int,
+        num_heads: int,
+        num_layers: int,
+        vocab_size: int,
+        num_visual_queries: int = 256,
+    ):
+        super().__init__()
+        self.visual_queries = nn.Parameter(width**-0.5 * torch.randn(num_visual_queries, width))
+        self.visual_pooler = CrossModelAttentionBlock(width, vision_width, num_heads, gated=False)
+        self.visual_pooler_norm = nn.LayerNorm(width)
+        self.text_norm = nn.LayerNorm(width)
+        self.self_attn = nn.ModuleList(
+            ResidualAttentionBlock(width, num_heads, causal=True) for _ in range(num_layers)
+        )
+        self.cross_attn = nn.ModuleList(
+            CrossModelAttentionBlock(width, width, num_heads, gated=False) for _ in range(num_layers)
+        )
+        self.predictor = nn.Sequential(
+            nn.LayerNorm(width),
+            nn.Linear(width, width),
+            nn.GELU(),
+            nn.LayerNorm(width),
+            nn.Linear(width, vocab_size),
+        )
+
+    def forward_features(self, visual_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+        queries = self.visual_queries.to(visual_tokens.dtype).expand(visual_tokens.shape[0], -1, -1)
+        visual = self.visual_pooler_norm(self.visual_pooler(queries, visual_tokens))
+        x = self.text_norm(text_tokens)
+        for self_attn, cross_attn in zip(self.self_attn, self.cross_attn):
+            x = cross_attn(self_attn(x), visual)
+        return x
+
+    def forward(self, visual_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``(B, L, vocab)`` for text token features ``(B, L, width)``."""
+        return self.predictor(self.forward_features(visual_tokens, text_tokens))
+
+
+class InternVideoMultiModal(nn.Module):
+    """See the module docstring. ``vision``/``mae``/``text`` are the encoders' keyword configs."""
+
+    def __init__(
+        self,
+        vision: dict,
+        mae: dict,
+        text: dict,
+        embed_dim: int = 512,
+        vision_model: str = "clip_joint_b16",
+        mae_model: str = "videomae_vit_base_patch16_224",
+        fusion_depth: int = 2,
+        fusion_heads: int = 8,
+        decoder_layers: int = 4,
+        num_visual_queries: int = 256,
+        caption_weight: float = 1.0,
+        temp: float = 0.07,
+        freeze_mae: bool = True,
+        all_gather: bool = True,
+    ):
+        super().__init__()
+        self.clip_video = timm.create_model(vision_model, **vision)
+        # The fusion needs every token, not the projected class token; timm drops None-valued
+        # kwargs, so the tower's projection is removed here rather than with ``output_dim=None``.
+        self.clip_video.proj, self.clip_video.output_dim = None, None
+        self.mae_video = timm.create_model(mae_model, **{**mae, "num_classes": 0})
+        self.text_encoder = CLIPTextEncoder(embed_dim=embed_dim, **text)
+        clip_dim, mae_dim = self.clip_video.width, self.mae_video.embed_dim
+        self.fusion = CrossModelFusion(clip_dim, mae_dim, fusion_depth, fusion_heads)
+        self.mae_to_clip = nn.Linear(mae_dim, clip_dim)
+        self.visual_ln_post = nn.LayerNorm(clip_dim)
+        self.visual_proj = nn.Parameter(clip_dim**-0.5 * torch.randn(clip_dim, embed_dim))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temp)))
+        width = self.text_encoder.transformer.width
+        self.caption_decoder = CaptionDecoder(
+            width, clip_dim, text["heads"], decoder_layers, self.text_encoder.vocab_size, num_visual_queries
+        )
+        self.caption_weight, self.all_gather = caption_weight, all_gather
+        self.freeze_mae = freeze_mae
+        if freeze_mae:
+            self.mae_video.requires_grad_(False)
+
+    @property
+    def context_length(self) -> int:
+        return self.text_encoder.context_length
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_mae:
+            # A frozen encoder keeps its inference behaviour (dropout, drop-path off).
+            self.mae_video.eval()
+        return self
+
+    def no_weight_decay(self) -> set[str]:
+        names = {"logit_scale", "caption_decoder.visual_queries"}
+        names |= {f"clip_video.{k}" for k in self.clip_video.no_weight_decay()}
+        names |= {f"text_encoder.{k}" for k in self.text_encoder.no_weight_decay()}
+        return names
+
+    def _clip_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """The CLIP tower sees ``clip_video.num_frames`` frames evenly strided from the MAE clip."""
+        frames, want = video.shape[2], self.clip_video.num_frames
+        if frames % want:
+            raise ValueError(f"clip has {frames} frames, not a multiple of the CLIP tower's {want}")
+        return video[:, :, :: frames // want]
+
+    def encode_video_tokens(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused CLIP tokens ``(B, 1 + N_clip, C)`` and fused MAE tokens ``(B, N_mae, C_mae)``."""
+        if video.ndim != 5 or video.shape[1] != 3:
+            raise ValueError(f"expected a clip (B, 3, T, H, W), got {tuple(video.shape)}")
+        clip_tokens = self.clip_video(self._clip_frames(video))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_mae):
+            mae_tokens = self.mae_video.forward_tokens(video)
+        return self.fusion(clip_tokens, mae_tokens)
+
+    def _embed(self, clip_tokens: torch.Tensor) -> torch.Tensor:
+        return self.visual_ln_post(clip_tokens[:, 0]) @ self.visual_proj
+
+    def _decoder_context(self, clip_tokens: torch.Tensor, mae_tokens: torch.Tensor) -> torch.Tensor:
+        return torch.cat([clip_tokens, self.mae_to_clip(mae_tokens)], dim=1)
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """Video embedding ``(B, embed_dim)`` (unnormalised)."""
+        return self._embed(self.encode_video_tokens(video)[0])
+
+    def encode_text(self, text_ids: torch.Tensor) -> torch.Tensor:
+        """Text embedding ``(B, embed_dim)`` (unnormalised) of CLIP BPE ids ``(B, L)``."""
+        return self.text_encoder.encode_text(text_ids)
+
+    def encode_fused(self, video: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+        """Cross-modality decoder features ``(B, L, width)`` of (video, text) pairs."""
+        clip_tokens, mae_tokens = self.encode_video_tokens(video)
+        _, text_tokens = self.text_encoder.encode_text(text_ids, return_all_feats=True)
+        return self.caption_decoder.forward_features(
+            self._decoder_context(clip_tokens, mae_tokens), text_tokens
+        )
+
+    @staticmethod
+    def similarity(video_feats: torch.Tensor, text_feats: torch.Tensor) -> torch.Tensor:
+        return F.normalize(video_feats.float(), dim=-1) @ F.normalize(text_feats.float(), dim=-1).t()
+
+    def forward(
+        self,
+        video: torch.Tensor,
+        text_ids: torch.Tensor,
+        special_tokens_mask: torch.Tensor,
+        idx: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """``{"loss", "loss_vtc", "loss_cap"}`` for a batch of (clip, caption) pairs."""
+        clip_tokens, mae_tokens = self.encode_video_tokens(video)
+        text_emb, text_tokens = self.text_encoder.encode_text(text_ids, return_all_feats=True)
+        loss_vtc = contrastive_loss(
+            self._embed(clip_tokens), text_emb, self.logit_scale.exp().clamp(max=100.0), idx, self.all_gather
+        )
+        # The text encoder is causal, so position i has seen tokens <= i and predicts token i + 1.
+        logits = self.caption_decoder(self._decoder_context(clip_tokens, mae_tokens), text_tokens[:, :-1])
+        loss_cap = caption_loss(logits, text_ids, special_tokens_mask)
+        loss = loss_vtc + self.caption_weight * loss_cap
+        return {"loss": loss, "loss_vtc": loss_vtc.detach(), "loss_cap": loss_cap.detach()}
+
+
+# Per size: the two towers (timm names + overrides), the text transformer and the fusion width.
+_CONFIGS = {
+    "b16": {
+        "vision_model": "clip_joint_b16",
+        "vision": {},
+        "mae_model": "videomae_vit_base_patch16_224",
+        "mae": {},
+        "text": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12},
+        "embed_dim": 512,
+        "fusion_heads": 12,
+    },
+    "l14": {
+        "vision_model": "clip_joint_l14",
+        "vision": {},
+        "mae_model": "videomae_vit_large_patch16_224",
+        "mae": {},
+        "text": {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12},
+        "embed_dim": 768,
+        "fusion_heads": 16,
+    },
+}
+
+
+def build_internvideo_mm(size: str, **kwargs) -> InternVideoMultiModal:
+    """The multi-modality model of size ``"b16"`` or ``"l14"``; ``vision=``, ``mae=``, ``text=`` dicts
+    update the towers' configs (e.g. ``vision={"num_frames": 8}``, ``mae={"all_frames": 16}``), other
+    keywords go to :class:`InternVideoMultiModal`."""
+    if size not in _CONFIGS:
+        raise ValueError(f"unknown InternVideo-MM size {size!r}; choose from {sorted(_CONFIGS)}")
+    cfg = dict(_CONFIGS[size])
+    for part in ("vision", "mae", "text"):
+        cfg[part] = {**cfg[part], **kwargs.pop(part, {})}
+    return InternVideoMultiModal(**{**cfg, **kwargs})
+
+
+for _size, _name in (("b16", "InternVideo-MM-B-16"), ("l14", "InternVideo-MM-L-14")):
+    register_factory(
+        f"internvideo_mm_{_size}",
+        __name__,
+        partial(build_internvideo_mm, _size),
+        f"The original's ``{_name}`` (keyword arguments as :func:`build_internvideo_mm`).",
+    )

@@ -1,0 +1,144 @@
+"""Multi-modality pretraining: the VideoMAE + CLIP-video model with cross-model attention, trained on
+video-text pairs with the contrastive and captioning losses, then evaluated by retrieval.
+
+Data are the ViCLIP JSON lists (``[{"video", "caption"}]``); the clip has ``--num_frames`` frames
+for the VideoMAE stream, of which the CLIP stream sees ``--clip_frames`` evenly strided ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import timm
+import torch
+
+import internvideo1.models.multimodal  # noqa: F401  (registers internvideo_mm_*)
+from internvideo1.downstream.retrieval import evaluate_video_text_retrieval
+from internvideo1.models.multimodal import InternVideoMultiModal
+from internvideo1.models.viclip import adapt_viclip_state_dict
+from internvideo1.models.videomae import load_videomae_checkpoint
+from internvideo1.pretrain.common import add_optimisation_args, add_run_args, build_pretraining_trainer
+from internvideo1.pretrain.viclip import VideoTextDataset, read_video_text_json
+from internvideo1.tokenizer import ClipBPETokenizer
+from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
+from ivtools.distributed import init_distributed, is_main_process
+from ivtools.train.classification import seed_everything
+
+
+def add_multimodal_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    g = parser.add_argument_group("model")
+    g.add_argument(
+        "--model", default="internvideo_mm_b16", choices=["internvideo_mm_b16", "internvideo_mm_l14"]
+    )
+    g.add_argument("--bpe_path", required=True, help="CLIP's bpe_simple_vocab_16e6.txt.gz")
+    g.add_argument("--mae_checkpoint", default="", help="a VideoMAE checkpoint for the masked-video stream")
+    g.add_argument(
+        "--clip_checkpoint", default="", help="a ViCLIP checkpoint for the CLIP stream and text encoder"
+    )
+    g.add_argument("--num_frames", default=16, type=int, help="frames of the VideoMAE stream")
+    g.add_argument("--clip_frames", default=8, type=int, help="frames of the CLIP stream")
+    g.add_argument("--input_size", default=224, type=int)
+    g.add_argument("--max_txt_l", default=32, type=int)
+    g.add_argument("--fusion_depth", default=2, type=int)
+    g.add_argument("--decoder_layers", default=4, type=int)
+    g.add_argument("--caption_weight", default=1.0, type=float)
+    g.add_argument("--train_mae", action="store_true", help="the VideoMAE stream is frozen unless given")
+    g = parser.add_argument_group("data")
+    g.add_argument("--train_file", default="", help="JSON list of {video, caption}")
+    g.add_argument("--test_file", default="", help="JSON list for retrieval evaluation")
+    g.add_argument("--prefix", default="")
+    g.add_argument("--video_backend", default="auto")
+    g.add_argument("--evaluate", action="store_true", help="only run retrieval on --test_file")
+    add_optimisation_args(parser, lr=1e-5, min_lr=1e-7, warmup_lr=1e-7, weight_decay=0.02)
+    return add_run_args(parser)
+
+
+def load_encoder_weights(model: InternVideoMultiModal, mae_path: str = "", clip_path: str = "") -> dict:
+    """Start the two streams from pretrained checkpoints; returns the keys each load left missing.
+
+    A VideoMAE file (pretraining or fine-tuned) goes to ``mae_video`` as VideoMAE loads it; the ViCLIP file's
+    ``vision_encoder.*`` to ``clip_video`` (without its projection) and ``text_encoder.*`` to
+    ``text_encoder``, resized to this model's frames, resolution and context as ViCLIP does.
+    """
+    report = {}
+    if mae_path:
+        report["mae_missing"] = list(load_videomae_checkpoint(model.mae_video, mae_path)[0])
+    if clip_path:
+        # A ModuleDict with ViCLIP's attribute names gives the released key layout, so ViCLIP's
+        # own adaptation (frame count, resolution, text context) applies unchanged.
+        towers = torch.nn.ModuleDict({"vision_encoder": model.clip_video, "text_encoder": model.text_encoder})
+        state = unwrap_state_dict(load_state_dict_file(clip_path), "model|module|state_dict")
+        state = {k: v for k, v in state.items() if k != "vision_encoder.proj"}
+        report["clip_missing"] = towers.load_state_dict(
+            adapt_viclip_state_dict(state, towers), strict=False
+        ).missing_keys
+    return report
+
+
+def build_multimodal_from_args(args) -> InternVideoMultiModal:
+    model = timm.create_model(
+        args.model,
+        vision={"num_frames": args.clip_frames, "input_resolution": args.input_size},
+        mae={"all_frames": args.num_frames, "img_size": args.input_size},
+        text={"context_length": args.max_txt_l},
+        fusion_depth=args.fusion_depth,
+        decoder_layers=args.decoder_layers,
+        caption_weight=args.caption_weight,
+        freeze_mae=not args.train_mae,
+    )
+    report = load_encoder_weights(model, args.mae_checkpoint, args.clip_checkpoint)
+    for name, missing in report.items():
+        if missing:
+            print(
+                f"[multimodal] {name}: {len(missing)} keys left at initialisation, e.g. {missing[:3]}",
+                flush=True,
+            )
+    return model
+
+
+def multimodal_step_fn():
+    """``step(model, batch, backend)``: contrastive + captioning loss; padding (id 0) is ignored."""
+
+    def step(model, batch, backend):
+        video = backend.prepare(batch["video"])
+        ids = batch["text_ids"].to(video.device)
+        out = model(video, ids, ids == 0, batch["index"].to(video.device))
+        return out["loss"], {"loss_vtc": out["loss_vtc"], "loss_cap": out["loss_cap"]}
+
+    return step
+
+
+def run_multimodal_pretraining(args) -> dict:
+    """Train on ``--train_file`` (unless ``--evaluate``), then retrieval on ``--test_file``."""
+    dist = init_distributed(args.device)
+    seed_everything(args.seed, dist.rank)
+    tokenizer = ClipBPETokenizer(args.bpe_path)
+    model = build_multimodal_from_args(args).to(dist.device)
+    common = {"num_frames": args.num_frames, "input_size": args.input_size, "context_length": args.max_txt_l}
+    results: dict = {}
+    if not args.evaluate:
+        if not args.train_file:
+            raise ValueError("--train_file is required for training (or pass --evaluate)")
+        records = read_video_text_json(args.train_file, args.prefix)
+        data = VideoTextDataset(
+            records, tokenizer, True, seed=args.seed, backend=args.video_backend, **common
+        )
+        trainer = build_pretraining_trainer(args, model, data, multimodal_step_fn(), dist)
+        results["history"] = trainer.fit()
+        model = trainer.backend.module
+    if args.test_file and is_main_process():
+        test = VideoTextDataset(
+            read_video_text_json(args.test_file, args.prefix),
+            tokenizer,
+            False,
+            backend=args.video_backend,
+            **common,
+        )
+        with torch.no_grad():
+            results.update(evaluate_video_text_retrieval(model, test, tokenizer))
+        print(
+            "retrieval: " + json.dumps({k: round(v, 2) for k, v in results.items() if k != "history"}),
+            flush=True,
+        )
+    return results

@@ -1,0 +1,126 @@
+"""Fine-tuning step speed of InternVideo2 S14/B14/L14/1B on one GPU: clips/s, memory, MFU.
+
+The step is the fine-tuning recipe's (8 frames, 224 px, the recipe's batch per GPU: 32 for
+S/B/L, 8 for 1B with gradient checkpointing of 6 blocks), AdamW, bf16, soft-target cross
+entropy (mixup targets). ``--precision autocast`` keeps fp32 weights under bf16 autocast;
+``bf16`` holds the weights in bf16 as DeepSpeed's bf16 mode computes (fp32 master weights live
+in the optimizer there; here AdamW updates the bf16 weights directly, which costs the same
+kernels for the forward/backward being measured).
+
+MFU = 3 x forward FLOPs (counted from the model's shapes) x clips/s / measured bf16 matmul rate.
+
+    python benchmarks/finetune_step.py                      # all four models on the GPU
+    python benchmarks/finetune_step.py --quick              # tiny models, CPU ok (the test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from common import (
+    build_model,
+    measured_matmul_flops,
+    peak_memory_gib,
+    reset_peak_memory,
+    time_per_call,
+    write_report,
+)
+
+from internvideo2.models import forward_flops
+from ivtools.train import compile_blocks
+
+# name -> (batch per GPU, use_checkpoint, checkpoint_num) from the K400 fine-tuning recipes
+RECIPES = {
+    "internvideo2_small_patch14_224": (32, False, 0),
+    "internvideo2_base_patch14_224": (32, False, 0),
+    "internvideo2_large_patch14_224": (32, False, 0),
+    "internvideo2_1B_patch14_224": (8, True, 6),
+}
+QUICK = {"internvideo2_small_patch14_224": (2, False, 0)}
+
+
+def step_fn(model, optimizer, video, target, autocast):
+    def step():
+        with autocast():
+            loss = F.cross_entropy(model(video).float(), target)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure(name: str, recipe, args, device, peak: float) -> str:
+    batch, use_ckpt, ckpt_num = recipe
+    batch = args.batch_size or batch
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    kwargs = {"use_checkpoint": use_ckpt, "checkpoint_num": ckpt_num}
+    model, (frames, size) = build_model(name, args.frames, args.quick, device, dtype, **kwargs)
+    model.train()
+    flops = forward_flops(model, batch_size=1)
+    if args.compile:
+        compile_blocks(model)
+    video = torch.randn(batch, 3, frames, size, size, device=device, dtype=dtype)
+    target = torch.randn(batch, 400, device=device).softmax(-1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+        if args.precision == "autocast"
+        else contextlib.nullcontext
+    )
+    reset_peak_memory(device)
+    seconds = time_per_call(
+        step_fn(model, optimizer, video, target, autocast), device, args.warmup, args.iters
+    )
+    clips = batch / seconds
+    mfu = 3 * flops * clips / peak
+    del model, optimizer, video
+    return (
+        f"| {name} | {batch} | {'yes' if use_ckpt else 'no'} | {clips:.1f} | {1000 * seconds:.0f} | "
+        f"{peak_memory_gib(device):.1f} | {flops / 1e9:.0f} | {100 * mfu:.1f}% |"
+    )
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(RECIPES))
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--batch_size", type=int, default=None, help="override the recipe's batch")
+    parser.add_argument("--precision", choices=["autocast", "bf16"], default="autocast")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="tiny model, 2 iterations (CPU ok)")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    recipes = QUICK if args.quick else {m: RECIPES[m] for m in args.models}
+    if args.quick:
+        args.warmup, args.iters = 1, 2
+    peak = measured_matmul_flops(device)
+    rows = []
+    for name, recipe in recipes.items():
+        try:
+            rows.append(measure(name, recipe, args, device, peak))
+        except torch.OutOfMemoryError:
+            rows.append(
+                f"| {name} | {args.batch_size or recipe[0]} | {'yes' if recipe[1] else 'no'} | OOM | | | | |"
+            )
+        torch.cuda.empty_cache() if device.type == "cuda" else None
+    table = [
+        "| model | batch | grad ckpt | clips/s | ms/step | peak mem (GiB) | fwd GFLOPs/clip | MFU |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    notes = [
+        f"Measured bf16 matmul rate (8192^3): {peak / 1e12:.0f} TFLOP/s. Precision: {args.precision}"
+        f"{', torch.compile' if args.compile else ''}; {args.frames} frames, AdamW, soft-target CE."
+    ]
+    return write_report("finetune_step", "InternVideo2 fine-tuning step", table, notes, device, args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Linear probing of the frozen 1B stage-1 model on K400, 16 frames (the original: 16 GPUs).
+source "$(dirname "$0")/../../common.sh"
+run run_linear_probing.py 1B_lp_k400_f16 \
+    --model internvideo2_1B_patch14_224 --data_path "$DATA/k400" --prefix "$DATA/k400" \
+    --data_set Kinetics_sparse --split ',' --nb_classes 400 --finetune "$MODELS/1B_pt.pth" \
+    --steps_per_print 10 --batch_size 64 --num_sample 1 --input_size 224 --short_side_size 224 \
+    --save_ckpt_freq 100 --num_frames 16 --num_workers 12 --warmup_epochs 3 --tubelet_size 1 \
+    --epochs 15 --lr 1e-3 --drop_path 0.0 --layer_decay 1.0 --layer_scale_init_value 1e-5 \
+    --aa rand-m5-n2-mstd0.25-inc1 --opt adamw --opt_betas 0.9 0.999 --weight_decay 0 \
+    --test_num_segment 1 --test_num_crop 3 --dist_eval --enable_deepspeed --bf16 --zero_stage 1 --test_best
