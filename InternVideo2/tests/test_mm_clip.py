@@ -21,7 +21,7 @@ from internvideo2.models.internvideo2_clip import (
     mobileclip_text,
 )
 from internvideo2.models.mobileclip import MobileCLIPTextConfig, MobileCLIPTextTransformer
-from ivtools.train.classification import seed_everything
+from ivtools.train.setup import seed_everything
 from ivtools.video.synthetic import motion_clip, write_video
 
 DATA = Path(__file__).parent / "data"

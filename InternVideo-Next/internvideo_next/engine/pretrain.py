@@ -13,8 +13,8 @@ from internvideo_next.models import build_semantic_decoder
 from ivtools.data import build_loader
 from ivtools.distributed import DistInfo, init_distributed, is_main_process
 from ivtools.train import Trainer, TrainerConfig
-from ivtools.train.classification import build_backend, seed_everything
 from ivtools.train.optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, scale_lr
+from ivtools.train.setup import backend_from_args, seed_everything
 from ivtools.train.trainer import updates_per_epoch
 
 
@@ -70,7 +70,7 @@ def run_pretraining(
         eps=args.opt_eps,
         betas=args.opt_betas,
     )
-    backend = build_backend(args, model, optimizer, dist)
+    backend = backend_from_args(args, model, optimizer, dist)
     warmup = args.warmup_steps if args.warmup_steps > 0 else args.warmup_epochs * per_epoch
     scheduler = build_lr_scheduler(
         optimizer,

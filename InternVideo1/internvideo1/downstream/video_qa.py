@@ -32,7 +32,7 @@ from internvideo1.pretrain.viclip import VideoText, VideoTextDataset, encode_tex
 from internvideo1.tokenizer import ClipBPETokenizer
 from ivtools.data.loader import build_loader
 from ivtools.distributed import init_distributed, is_main_process
-from ivtools.train.classification import seed_everything
+from ivtools.train.setup import seed_everything
 
 
 def _read_json_list(path: str | os.PathLike, required: Sequence[str]) -> list[dict]:

@@ -9,8 +9,8 @@ from torch.utils.data import Dataset
 
 from ivtools.data.loader import build_loader
 from ivtools.distributed import DistInfo
-from ivtools.train.classification import build_backend
 from ivtools.train.optim import build_lr_scheduler, build_optimizer, scale_lr
+from ivtools.train.setup import backend_from_args
 from ivtools.train.trainer import StepFn, Trainer, TrainerConfig, updates_per_epoch
 
 
@@ -61,7 +61,7 @@ def build_pretraining_trainer(
     optimizer = build_optimizer(
         model, args.opt, lr=scale_lr(args.lr, global_batch), weight_decay=args.weight_decay, betas=betas
     )
-    backend = build_backend(args, model, optimizer, dist)
+    backend = backend_from_args(args, model, optimizer, dist)
     per_epoch = updates_per_epoch(loader, args.update_freq, args.max_updates_per_epoch)
     if per_epoch == 0:
         raise ValueError(

@@ -23,7 +23,7 @@ from internvideo1.pretrain.viclip import VideoTextDataset, read_video_text_json
 from internvideo1.tokenizer import ClipBPETokenizer
 from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
 from ivtools.distributed import init_distributed, is_main_process
-from ivtools.train.classification import seed_everything
+from ivtools.train.setup import seed_everything
 
 
 def add_multimodal_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

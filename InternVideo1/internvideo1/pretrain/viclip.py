@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from ivtools.data.transforms import EvalTransform, TrainTransform, TrainTransformConfig
 from ivtools.data.video_dataset import seeded
 from ivtools.distributed import init_distributed, is_main_process
-from ivtools.train.classification import seed_everything
+from ivtools.train.setup import seed_everything
 from ivtools.video import VideoReadError, open_video, segment_indices
 
 from ..models.viclip import ViCLIP, load_viclip_checkpoint

@@ -18,7 +18,7 @@ from ivtools.data.annotations import read_video_list
 from ivtools.data.transforms import TrainTransform, TrainTransformConfig
 from ivtools.data.video_dataset import ClipSampling, VideoClassificationDataset
 from ivtools.distributed import init_distributed, is_main_process
-from ivtools.train.classification import seed_everything
+from ivtools.train.setup import seed_everything
 
 from ..losses import mae_loss, mae_targets
 from ..models.videomae import MASK_GENERATORS, load_videomae_checkpoint, resolve_finetune_name

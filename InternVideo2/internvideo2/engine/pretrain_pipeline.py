@@ -39,8 +39,8 @@ from ivtools.train import (
     scale_lr,
     updates_per_epoch,
 )
-from ivtools.train.classification import build_backend, seed_everything
 from ivtools.train.optim import WeightDecaySchedule
+from ivtools.train.setup import backend_from_args, seed_everything
 
 # The original's teacher weight files, relative to $INTERNVIDEO2_MODEL_PATH.
 TEACHER_FILES = {
@@ -365,7 +365,7 @@ def run_pretraining(args) -> list[dict]:
         betas=args.opt_betas,
         momentum=args.momentum,
     )
-    backend = build_backend(args, student, optimizer, dist)
+    backend = backend_from_args(args, student, optimizer, dist)
     per_epoch = updates_per_epoch(loader, args.update_freq, args.max_updates_per_epoch)
     if per_epoch == 0:
         raise ValueError(

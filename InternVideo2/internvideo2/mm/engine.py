@@ -32,7 +32,7 @@ from internvideo2.mm.retrieval import evaluate_retrieval
 from ivtools.data import build_loader
 from ivtools.distributed import DistInfo, init_distributed
 from ivtools.train import NativeBackend, Trainer, TrainerConfig, build_lr_scheduler, build_optimizer
-from ivtools.train.classification import seed_everything
+from ivtools.train.setup import seed_everything
 from ivtools.train.trainer import updates_per_epoch
 
 logger = logging.getLogger(__name__)

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -29,11 +27,19 @@ from ivtools.data.loader import build_loader
 from ivtools.data.transforms import EvalTransform, TrainTransform, TrainTransformConfig
 from ivtools.data.video_dataset import ClipSampling, VideoClassificationDataset
 from ivtools.distributed import DistInfo, init_distributed, is_main_process
-from ivtools.train.backend import DeepSpeedBackend, NativeBackend
 from ivtools.train.compile import compile_blocks
 from ivtools.train.evaluation import evaluate_classification
-from ivtools.train.optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, scale_lr
-from ivtools.train.trainer import Trainer, TrainerConfig, updates_per_epoch
+from ivtools.train.setup import (
+    backend_from_args,
+    global_batch_size,
+    optimizer_from_args,
+    precision_of,
+    schedules_from_args,
+    seed_everything,
+    trainer_config_from_args,
+    updates_per_epoch_or_fail,
+)
+from ivtools.train.trainer import Trainer
 
 # The original's --data_set choices: how each samples frames and whether flipping is allowed
 # (SSv2 labels such as "pushing left to right" change meaning when flipped).
@@ -127,14 +133,6 @@ def add_classification_args(parser: argparse.ArgumentParser) -> argparse.Argumen
     )
     g.add_argument("--fp16", action="store_true")
     return parser
-
-
-def precision_of(args) -> str:
-    if args.bf16:
-        return "bf16"
-    if args.fp16:
-        return "fp16"
-    return "fp32"
 
 
 def _records(args, split: str):
@@ -238,34 +236,6 @@ def classification_step_fn(criterion: nn.Module, mixup: VideoMixup | None):
     return step
 
 
-def seed_everything(seed: int, rank: int = 0) -> None:
-    random.seed(seed + rank)
-    np.random.seed(seed + rank)
-    torch.manual_seed(seed + rank)
-
-
-def build_backend(args, model: nn.Module, optimizer, dist: DistInfo):
-    if args.enable_deepspeed:
-        return DeepSpeedBackend(
-            model,
-            optimizer,
-            dist,
-            precision=precision_of(args),
-            clip_grad=args.clip_grad,
-            zero_stage=args.zero_stage,
-            micro_batch_size=args.batch_size * args.num_sample,
-            accumulation=args.update_freq,
-        )
-    return NativeBackend(
-        model,
-        optimizer,
-        dist,
-        precision=precision_of(args),
-        clip_grad=args.clip_grad,
-        accumulation=args.update_freq,
-    )
-
-
 def _evaluator(dataset, args, backend, dist: DistInfo, prefix: str):
     loader = build_loader(dataset, args.batch_size, train=False, num_workers=args.num_workers, seed=args.seed)
     input_dtype = (
@@ -305,18 +275,9 @@ def run_classification(
         compile_blocks(model)
 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    global_batch = args.batch_size * args.update_freq * dist.world_size * args.num_sample
-    optimizer = build_optimizer(
-        model,
-        args.opt,
-        lr=scale_lr(args.lr, global_batch),
-        weight_decay=args.weight_decay,
-        layer_decay=args.layer_decay,
-        eps=args.opt_eps,
-        betas=args.opt_betas,
-        momentum=args.momentum,
-    )
-    backend = build_backend(args, model, optimizer, dist)
+    global_batch = global_batch_size(args, dist)
+    optimizer = optimizer_from_args(args, model, global_batch)
+    backend = backend_from_args(args, model, optimizer, dist)
     if is_main_process():
         print(f"model: {trainable / 1e6:.2f}M trainable parameters; global batch {global_batch}", flush=True)
 
@@ -330,25 +291,8 @@ def run_classification(
             seed=args.seed,
             pin_memory=args.pin_mem,
         )
-        per_epoch = updates_per_epoch(train_loader, args.update_freq, args.max_updates_per_epoch)
-        if per_epoch == 0:
-            raise ValueError(
-                f"{len(datasets['train'])} training videos give no full batch of {args.batch_size} "
-                f"x {args.update_freq} accumulation steps on {dist.world_size} rank(s)"
-            )
-        warmup = args.warmup_steps if args.warmup_steps > 0 else int(args.warmup_epochs * per_epoch)
-        scheduler = build_lr_scheduler(
-            optimizer,
-            total_steps=args.epochs * per_epoch,
-            warmup_steps=warmup,
-            min_lr=scale_lr(args.min_lr, global_batch),
-            warmup_lr=scale_lr(args.warmup_lr, global_batch),
-        )
-        wd_schedule = (
-            WeightDecaySchedule(optimizer, args.weight_decay, args.weight_decay_end, args.epochs * per_epoch)
-            if args.weight_decay_end is not None
-            else None
-        )
+        per_epoch = updates_per_epoch_or_fail(train_loader, args, dist)
+        scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
         ema = None
         if args.model_ema:
             from timm.utils import ModelEmaV3
@@ -356,16 +300,7 @@ def run_classification(
             ema = ModelEmaV3(backend.module, decay=args.model_ema_decay)
         mixup = VideoMixup(args) if (args.mixup > 0 or args.cutmix > 0 or args.cutmix_minmax) else None
         evaluate_fn = _evaluator(datasets["val"], args, backend, dist, "val_") if "val" in datasets else None
-        cfg = TrainerConfig(
-            epochs=args.epochs,
-            output_dir=args.output_dir or None,
-            accumulation=args.update_freq,
-            max_updates_per_epoch=args.max_updates_per_epoch,
-            log_every=args.steps_per_print,
-            save_every=args.save_ckpt_freq,
-            resume=args.resume or ("auto" if args.auto_resume and args.output_dir else ""),
-            best_metric="val_top1" if evaluate_fn is not None else None,
-        )
+        cfg = trainer_config_from_args(args, best_metric="val_top1" if evaluate_fn is not None else None)
         trainer = Trainer(
             backend,
             train_loader,
