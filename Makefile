@@ -17,6 +17,7 @@ test: venv
 
 demo: venv
 	$(PY) -m ivtools.demo
+	$(PY) -m internvideo2.demo
 
 lint: venv
 	$(PY) -m ruff check .

@@ -1,0 +1,44 @@
+"""The GPU benchmark scripts run end to end in their quick mode (tiny models, CPU), so they never rot."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+
+    def load(name: str):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    return load
+
+
+def _rows(report: str) -> list[list[str]]:
+    lines = [
+        line
+        for line in report.splitlines()
+        if line.startswith("| internvideo2") or line.startswith("| distill")
+    ]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+@pytest.mark.parametrize("script", ["finetune_step", "inference", "distill_step"])
+def test_benchmark_writes_a_table_with_positive_rates(benchmark_module, tmp_path, script):
+    out = tmp_path / f"{script}.md"
+    report = benchmark_module(script).main(["--quick", "--output", str(out)])
+    assert out.read_text() == report and "- command:" in report and "- device:" in report
+    rows = _rows(report)
+    assert rows, report
+    for row in rows:
+        clips_per_s = float(row[3] if script != "inference" else row[2])
+        assert clips_per_s > 0
+        assert row[-1].endswith("%")
