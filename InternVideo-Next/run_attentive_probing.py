@@ -1,10 +1,8 @@
 """InternVideo-Next attentive probing (frozen encoder) on action recognition."""
 
-import argparse
+import sys
 
-from internvideo_next.engine.classification import add_model_args, build_model, load_pretrained
-from ivtools.train.classification import add_classification_args, run_classification
+from internvideo_next.engine.classification import main
 
 if __name__ == "__main__":
-    parser = add_model_args(add_classification_args(argparse.ArgumentParser(description=__doc__)), "probe")
-    run_classification(parser.parse_args(), build_model, load_pretrained)
+    main("probe", sys.argv[1:], __doc__)

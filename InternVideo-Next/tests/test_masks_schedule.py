@@ -1,16 +1,18 @@
 """Mask generators (exact counts, block geometry) and the multi-scale schedule (hand-computed)."""
 
+import numpy as np
 import torch
 
-from internvideo_next.data.masks import BlockConfig, MultiBlockMask, attention_mask, random_mask, tube_mask
+from internvideo_next.data.masks import BlockConfig, MultiBlockMask, attention_mask, token_mask
 from internvideo_next.data.schedule import MultiScaleSchedule, Scale, resample_clip
 
 
 def test_random_and_tube_counts():
-    g = torch.Generator().manual_seed(0)
-    m = random_mask((4, 7, 7), 0.75, 3, g)
-    assert m.shape == (3, 196) and m.sum(1).tolist() == [147] * 3
-    t = tube_mask((4, 7, 7), 0.9, 2, g)
+    rng = np.random.default_rng(0)
+    m = token_mask("random", (4, 7, 7), 0.75, 3, rng)
+    assert m.shape == (3, 196) and m.dtype == torch.bool and m.sum(1).tolist() == [147] * 3
+    assert not torch.equal(m[0], m[1])  # every sample draws its own mask
+    t = token_mask("tube", (4, 7, 7), 0.9, 2, rng)
     assert t.sum(1).tolist() == [4 * 44] * 2  # int(0.9 * 49) = 44 per frame
     frames = t.reshape(2, 4, 49)
     assert torch.equal(frames, frames[:, :1].expand_as(frames))  # the same positions in every frame

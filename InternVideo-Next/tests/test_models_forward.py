@@ -5,7 +5,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from internvideo_next.data.masks import STAGE2_VIEWS, MultiBlockMask, attention_mask, random_mask, tube_mask
+from internvideo_next.data.masks import STAGE2_VIEWS, MultiBlockMask, attention_mask, token_mask
 from internvideo_next.models import InternVideoNextClassifier, build_siglip_teacher, video_patches
 from internvideo_next.models.common import PatchEmbed
 
@@ -70,7 +70,7 @@ def test_stage1_forward_backward(size, mask_kind, tiny):
         teacher = build_siglip_teacher(None, return_layer=2, **tiny["teacher"])
         mask = attention_mask(teacher(video, grid[1:]).attn, 0.5, 2)
     else:
-        mask = {"tube": tube_mask, "random": random_mask}[mask_kind](grid, 0.5, 2)
+        mask = token_mask(mask_kind, grid, 0.5, 2)
     out = model(video, mask)
     assert out.clip_middle.shape == (2, 2, 8, 24)
     torch.testing.assert_close(out.clip_middle.norm(dim=-1), torch.ones(2, 2, 8))

@@ -6,7 +6,6 @@ import timm
 import torch
 import torch.nn.functional as F
 
-import internvideo1.models.multimodal  # noqa: F401  (registers the factories)
 from internvideo1.models.multimodal import CrossModelAttentionBlock, InternVideoMultiModal
 
 TINY = {

@@ -7,7 +7,6 @@ from pathlib import Path
 import timm
 import torch
 
-import internvideo1.models.multimodal  # noqa: F401
 from internvideo1.pretrain.multimodal import (
     add_multimodal_args,
     load_encoder_weights,

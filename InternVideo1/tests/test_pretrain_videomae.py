@@ -15,12 +15,15 @@ from internvideo1.models import videomae as vm
 from internvideo1.models._factory import register_factory
 from internvideo1.pretrain.videomae import (
     add_videomae_finetune_args,
+    add_videomae_linear_args,
     add_videomae_pretraining_args,
     build_finetune_model,
+    build_linear_probe_model,
     load_finetune_pretrained,
     run_videomae_pretraining,
 )
 from ivtools.checkpoint import save_state_dict_file
+from ivtools.data.masking import RandomMaskGenerator, TubeMaskGenerator
 from ivtools.train.classification import add_classification_args, run_classification
 
 SPEC = json.loads((Path(__file__).parent / "data" / "internvideo1_videomae_keys.json").read_text())
@@ -85,7 +88,7 @@ def test_pretrain_videomae_aliases_match_original_names():
 
 
 def test_tube_mask_exact_count_and_tubes():
-    gen = vm.TubeMaskingGenerator((8, 14, 14), 0.9)
+    gen = TubeMaskGenerator((8, 14, 14), 0.9)
     for seed in range(3):
         mask = gen(np.random.default_rng(seed)).reshape(8, 14, 14)
         assert mask.sum() == 8 * int(0.9 * 196) == gen.num_masked
@@ -95,11 +98,11 @@ def test_tube_mask_exact_count_and_tubes():
 
 
 def test_random_mask_exact_count():
-    gen = vm.RandomMaskingGenerator((4, 7, 7), 0.75)
+    gen = RandomMaskGenerator((4, 7, 7), 0.75)
     mask = gen(np.random.default_rng(0))
     assert mask.sum() == int(0.75 * 196) and mask.shape == (196,)
     with pytest.raises(ValueError, match="mask_ratio"):
-        vm.TubeMaskingGenerator((2, 2, 2), 1.0)
+        TubeMaskGenerator((2, 2, 2), 1.0)
 
 
 def test_normalised_targets_against_loop_reference():
@@ -141,7 +144,7 @@ def test_attention_matches_naive_reference():
 def test_pretrain_forward_ignores_masked_pixels_and_backpropagates():
     model = _tiny_pretrain().eval()
     mask = torch.from_numpy(
-        np.stack([vm.TubeMaskingGenerator((2, 2, 2), 0.5)(np.random.default_rng(s)) for s in (0, 1)])
+        np.stack([TubeMaskGenerator((2, 2, 2), 0.5)(np.random.default_rng(s)) for s in (0, 1)])
     )
     video = torch.randn(2, 3, 4, 32, 32)
     out = model(video, mask)
@@ -236,3 +239,41 @@ def test_finetuning_two_iterations_on_videos(tmp_path, motion_dataset):
     )  # fmt: skip
     results = run_classification(args, build_finetune_model, load_finetune_pretrained)
     assert 0.0 <= results["test_top1"] <= 100.0 and math.isfinite(results["history"][0]["train_loss"])
+
+
+def test_linear_probing_trains_only_the_head(tmp_path, motion_dataset):
+    pretrain = _tiny_pretrain()
+    ckpt = tmp_path / "checkpoint-799.pth"
+    save_state_dict_file({"model": pretrain.state_dict()}, ckpt)
+    data = _classification_dirs(tmp_path, motion_dataset)
+    args = add_videomae_linear_args(argparse.ArgumentParser()).parse_args(
+        [
+            "--model", "test_tiny_videomae_vit", "--data_path", str(data), "--prefix", str(motion_dataset["root"]),
+            "--finetune", str(ckpt), "--nb_classes", "4", "--num_frames", "4", "--input_size", "32",
+            "--short_side_size", "32", "--batch_size", "2", "--epochs", "1", "--max_updates_per_epoch", "2",
+            "--num_workers", "0", "--test_num_segment", "1", "--test_num_crop", "1", "--num_sample", "1",
+            "--warmup_epochs", "0", "--device", "cpu", "--disable_eval_during_finetuning",
+        ]
+    )  # fmt: skip
+    built, loaded = [], {}
+
+    def build(a):
+        built.append(build_linear_probe_model(a))
+        return built[0]
+
+    def load(model, path, a):
+        load_finetune_pretrained(model, path, a)
+        loaded.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    results = run_classification(args, build, load)
+    assert math.isfinite(results["history"][0]["train_loss"]) and 0.0 <= results["test_top1"] <= 100.0
+    model = built[0]
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    # The encoder is the pretraining checkpoint's, bit for bit, after two SGD updates; the head moved.
+    after = model.state_dict()
+    torch.testing.assert_close(loaded["blocks.1.attn.qkv.weight"], pretrain.encoder.blocks[1].attn.qkv.weight)
+    for key, value in loaded.items():
+        if key.startswith("head."):
+            assert not torch.equal(after[key], value), key
+        else:
+            assert torch.equal(after[key], value), key

@@ -38,17 +38,25 @@ class ChatTemplate:
         """The token that ends an assistant turn (the separator without trailing whitespace)."""
         return self.sep.strip()
 
+    def messages(
+        self, turns: Sequence[tuple[str, str | None]], system_message: str | None = None
+    ) -> list[tuple[str, str]]:
+        """The prompt as ``(role, text)`` messages (``system``/``user``/``assistant``); joined, :meth:`render`.
+
+        An answered assistant message is ``roles[1] + answer + sep``; a ``None`` answer leaves
+        only ``roles[1]``, which opens the assistant turn for generation.
+        """
+        system = self.system_message if system_message is None else system_message
+        out = [("system", self.system_template.format(system_message=system) + self.sep)]
+        for user, assistant in turns:
+            out.append(("user", self.roles[0] + user + self.sep))
+            tail = "" if assistant is None else assistant + self.sep
+            out.append(("assistant", self.roles[1] + tail))
+        return out
+
     def render(self, turns: Sequence[tuple[str, str | None]], system_message: str | None = None) -> str:
         """The prompt for ``turns`` of ``(user, assistant)``; a ``None`` answer opens the assistant turn."""
-        system = self.system_message if system_message is None else system_message
-        text = self.system_template.format(system_message=system) + self.sep
-        for user, assistant in turns:
-            text += self.roles[0] + user + self.sep
-            if assistant is None:
-                text += self.roles[1]
-            else:
-                text += self.roles[1] + assistant + self.sep
-        return text
+        return "".join(text for _, text in self.messages(turns, system_message))
 
 
 TEMPLATES = {

@@ -52,7 +52,13 @@ def test_load_and_format(questions, tmp_path):
     assert [i.answer_index for i in items] == [1, 0, 1]
     assert items[2].video == str(tmp_path / "missing.mp4")
     text = format_question(items[0])
-    assert text.endswith("Question: What moves?\nOptions:\n(A) a car\n(B) a cat\nOnly give the best option.")
+    # InternVL's evaluate_mvbench.py: prompt (ending in a newline), "\n", the question, the answer prompt.
+    assert text == (
+        "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
+        "movement of objects, and the action and pose of persons. Based on your observations, select the best "
+        "option that accurately addresses the question.\n\nQuestion: What moves?\nOptions:\n(A) a car\n(B) a cat"
+        "\nOnly give the best option."
+    )
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"video": "v.mp4", "question": "q", "candidates": ["a", "b"], "answer": "c"}]))
     with pytest.raises(ValueError, match="item 0"):

@@ -43,8 +43,7 @@ TINY = {"embed_dim": 64, "depth": 2, "num_heads": 2, "img_size": 56}
 def parse(argv) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else argv
     parser = add_pretrain_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]), distill=True)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--quick", action="store_true")  # --compile comes with add_pretrain_args
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--output", default=None)

@@ -239,7 +239,7 @@ def test_stage1_clip_two_iterations_then_zero_shot(clip_corpus):
     history = run_pretrain(cfg)
     assert np.isfinite(history[0]["train_loss"])
     ckpt = root / "out" / "checkpoint-0.pth"
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
     seed_everything(0)  # as run_pretrain did before building: the same initial weights
     fresh = build_model(cfg, build_tokenizer(cfg))
     # Only the open parts trained: the frozen towers are byte-identical to their initial copies.

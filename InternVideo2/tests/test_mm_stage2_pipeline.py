@@ -129,7 +129,7 @@ def test_two_iteration_stage2_training_saves_a_reloadable_checkpoint(tiny_corpus
         assert 0 <= record[f"tiny_test_{kind}/t2v_r1"] <= 100
     ckpt = root / "out" / "checkpoint-0.pth"
     assert ckpt.is_file()
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
     fresh = build_model(cfg, build_tokenizer(cfg), is_pretrain=True)
     assert not torch.equal(fresh.state_dict()["text_proj.weight"], saved["text_proj.weight"])
     missing, unexpected = load_checkpoint(fresh, ckpt, strict=True)
@@ -243,7 +243,7 @@ def test_audio_visual_stage2_trains_on_video_soundtracks(tiny_corpus):
     steps = [r for r in log if r["kind"] == "train"]
     assert steps and np.isfinite(history[0]["train_loss"])
     assert all(r["loss_avtc"] > 0 and r["loss_avtm"] > 0 and r["loss_avmlm"] > 0 for r in steps)
-    saved = torch.load(root / "out_av" / "checkpoint-0.pth", map_location="cpu", weights_only=False)["model"]
+    saved = torch.load(root / "out_av" / "checkpoint-0.pth", map_location="cpu", weights_only=True)["model"]
     assert saved["av_fusion.weight"].shape == (8, 16) and "audio_encoder.encoder.pos_conv.0.weight_g" in saved
     # Items carry the BEATs fbank of each video's own soundtrack; silent videos get zeros.
     (dataset,) = build_train_datasets(cfg, build_tokenizer(cfg)).values()
@@ -251,3 +251,100 @@ def test_audio_visual_stage2_trains_on_video_soundtracks(tiny_corpus):
         audio = dataset[(pair, 0)]["audio"]
         assert audio.shape == (998, 64)
         assert (audio.abs().sum() > 0) == ("bigbuckbunny" in dataset.records[row].path)
+
+
+DEEPSPEED = """
+deepspeed = dict(enable=True, stage=1)
+auto_resume = False
+test_file = None
+max_iters_per_epoch = 1
+output_dir = "{root}/out_ds"
+"""
+
+
+def _run_pretrain_cli(config: Path, *overrides: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0"}
+    run = subprocess.run(
+        [sys.executable, str(MM_ROOT / "run_pretrain.py"), str(config), *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def test_deepspeed_zero1_stage2_trains_two_updates_and_resumes(tiny_corpus):
+    pytest.importorskip("deepspeed")
+    from ivtools.checkpoint import consolidate_zero_checkpoint
+
+    root, cfg_file = tiny_corpus
+    ds_file = root / "config_ds.py"
+    ds_file.write_text(cfg_file.read_text() + DEEPSPEED.format(root=root))
+    out = root / "out_ds"
+    # One update in epoch 0; a second run with two epochs resumes at epoch 1 for the second update.
+    _run_pretrain_cli(ds_file, "scheduler.epochs=1")
+    assert (out / "checkpoint-0" / "mp_rank_00_model_states.pt").is_file()
+    first = consolidate_zero_checkpoint(out / "checkpoint-0")
+    stdout = _run_pretrain_cli(ds_file, "scheduler.epochs=2", "auto_resume=True")
+    assert "resumed from" in stdout and "checkpoint-0" in stdout
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len([r for r in log if r["kind"] == "train"]) == 2  # one update per run, none repeated
+    cfg = load_config(ds_file, root=MM_ROOT)
+    fresh = build_model(cfg, build_tokenizer(cfg), is_pretrain=True)
+    initial = {k: v.clone() for k, v in fresh.state_dict().items()}
+    assert load_checkpoint(fresh, out / "checkpoint-1", strict=True) == ([], [])
+    second = fresh.state_dict()
+    # Each update moved the trained weights: 0 -> 1 -> 2 updates give three different values.
+    for key in ("text_proj.weight", "temp"):
+        assert not torch.equal(first[key], second[key]), key
+        assert not torch.equal(initial[key], first[key]), key
+
+
+def test_audio_visual_retrieval_scores_with_fused_embedding_and_avtm_head(tiny_corpus):
+    from internvideo2.mm.engine import build_test_sets
+    from internvideo2.mm.retrieval import retrieval_scores
+    from ivtools.data import build_loader
+
+    root, cfg_file = tiny_corpus
+    ckpt = root / "out_av" / "checkpoint-0.pth"
+    if not ckpt.exists():
+        pytest.skip("needs the checkpoint of the audio-visual training test")
+    av_file = root / "config_av_eval.py"
+    test_set = f'test_file = dict(av=dict(anno_path="{root}/test.json", data_root="{root}", media_type="audio_video"))'
+    av_file.write_text((root / "config_av.py").read_text() + f"\n{test_set}\ntest_types = ['av']\n")
+    cfg = load_config(av_file, root=MM_ROOT)
+    tokenizer = build_tokenizer(cfg)
+    model = build_model(cfg, tokenizer, is_pretrain=True)
+    load_checkpoint(model, ckpt, strict=True)
+    model.eval()
+    dataset, tokenize = build_test_sets(cfg, tokenizer)["av"]
+    loader = build_loader(dataset, 2, train=False, num_workers=0)
+    scores, valid = retrieval_scores(model, dataset, loader, tokenize, "cpu", k_test=2)
+    itc, (itm_v2t, _) = scores["itc"][0], scores["itm"]
+    # Independent recomputation from the model's parts: the fused audio-visual embedding vs text.
+    batch = tokenize(dataset.texts)
+    with torch.no_grad():
+        text_tokens, text_pooled = model.encode_text(batch["input_ids"], batch["attention_mask"])
+        text_emb = torch.nn.functional.normalize(model.text_proj(text_pooled), dim=-1)
+        item = dataset[0]
+        v_tok, v_pool = model.encode_vision(item["video"][None])
+        a_tok, a_pool = model.encode_audio(item["audio"][None])
+        fused = model.av_fusion(torch.cat([model.audio_proj(a_pool), model.vision_proj(v_pool)], dim=-1))
+        expected = torch.nn.functional.normalize(fused, dim=-1) @ text_emb.T
+        assert torch.allclose(itc[0], expected[0], atol=1e-5)
+        best = int(itc[0].argmax())
+        out = model.bert(
+            encoder_embeds=text_tokens[best : best + 1],
+            attention_mask=batch["attention_mask"][best : best + 1],
+            encoder_hidden_states=torch.cat([a_tok, v_tok], dim=1),
+            mode="fusion",
+        ).last_hidden_state[:, 0]
+        assert itm_v2t[0, best].item() == pytest.approx(model.avtm_head(out)[0, 1].item(), abs=1e-5)
+        assert itm_v2t[0, best].item() != pytest.approx(model.itm_head(out)[0, 1].item(), abs=1e-5)
+    assert int((~valid).sum()) == 1 and torch.isinf(itc[~valid]).all()  # the missing video

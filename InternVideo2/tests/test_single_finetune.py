@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from internvideo2.engine.finetune import build_model, finetuning_parser, freeze_for_probing, load_pretrained
+from internvideo2.engine.finetune import (
+    build_model,
+    finetuning_parser,
+    freeze_for_probing,
+    load_pretrained,
+    probing_parser,
+)
 
 SINGLE = Path(__file__).resolve().parents[1] / "single_modality"
 TINY = {
@@ -129,7 +138,8 @@ def test_load_released_layout_with_k710_head_and_8_frame_pos_embed(tmp_path):
     )
     model = build_model(args)
     report = load_pretrained(model, str(ckpt), args)
-    assert not report.missing and not report.unexpected and not report.mismatched
+    assert report.reinitialised == [] and report.dropped == []
+    assert report.resized == ["pos_embed"] and "K710 head mapped to 4 classes" in report.notes
     sd, src = model.state_dict(), source.state_dict()
     assert torch.equal(sd["head.bias"], src["head.bias"][[9, 700, 2, 0]])
     # Linear resampling 8 -> 4 frames (align_corners=False) averages frames 2j and 2j + 1.
@@ -153,3 +163,75 @@ def test_wrong_checkpoint_is_a_clear_error(tmp_path):
     args.model = "internvideo2_tiny_nonexistent"
     with pytest.raises(ValueError, match="unknown --model"):
         build_model(args)
+
+
+def test_model_prefix_finetune_extra_delete_head_and_spread_inflation(tmp_path):
+    def args_for(frames: int, tubelet: int, extra=()) -> argparse.Namespace:
+        return probing_parser().parse_args([
+            "--nb_classes", "3", "--num_frames", str(frames), "--input_size", "28", "--tubelet_size",
+            str(tubelet), "--model", "internvideo2_small_patch14_224", "--model_kwargs", json.dumps(TINY),
+            *FLAGS, *extra,
+        ])  # fmt: skip
+
+    source = build_model(args_for(2, 1))
+    ckpt, extra = tmp_path / "student.pth", tmp_path / "stage2.pth"
+    student = {f"student.{k}": v for k, v in source.state_dict().items()}
+    torch.save({"model": {**student, "teacher.proj.weight": torch.zeros(2)}}, ckpt)
+    qkv = torch.randn_like(source.blocks[0].attn.qkv.weight)
+    torch.save(
+        {"module": {"vision_encoder.blocks.0.attn.qkv.weight": qkv, "text_encoder.w": torch.zeros(1)}}, extra
+    )
+    args = args_for(4, 2, ["--model_prefix", "student.", "--finetune_extra", str(extra), "--delete_head"])
+    model = build_model(args)
+    head = model.head.weight.clone()
+    report = load_pretrained(model, str(ckpt), args)
+    assert set(report.reinitialised) == {"head.weight", "head.bias"} and report.dropped == []
+    assert torch.equal(model.head.weight, head)
+    assert torch.equal(model.blocks[0].attn.qkv.weight, qkv)  # --finetune_extra wins
+    assert torch.equal(model.blocks[1].attn.qkv.weight, source.blocks[1].attn.qkv.weight)
+    # Without --center_init a single-frame kernel is spread evenly: each of 2 frames gets half.
+    kernel, single = model.patch_embed.proj.weight, source.patch_embed.proj.weight[:, :, 0]
+    assert (
+        kernel.shape[2] == 2
+        and torch.allclose(kernel[:, :, 0], single / 2)
+        and torch.equal(kernel[:, :, 0], kernel[:, :, 1])
+    )
+    with pytest.raises(KeyError, match="model_prefix 'nothing.'"):
+        load_pretrained(model, str(ckpt), args_for(4, 2, ["--model_prefix", "nothing."]))
+
+
+def finetune_in_subprocess(argv: list[str]) -> str:
+    """DeepSpeed keeps process-wide state (accelerator, process group): each run gets its own process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0", "DS_ACCELERATOR": "cpu"}
+    command = [sys.executable, str(SINGLE / "run_finetuning.py"), *argv]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+# ZeRO-2 + bf16 costs another ~50 s of subprocess runs: slow.
+@pytest.mark.parametrize(
+    "zero",
+    [["--zero_stage", "1"], pytest.param(["--zero_stage", "2", "--bf16"], marks=pytest.mark.slow)],
+    ids=["zero1", "zero2-bf16"],
+)
+def test_finetune_deepspeed_zero_trains_saves_and_resumes(lists, motion_dataset, tmp_path, zero):
+    pytest.importorskip("deepspeed")
+    from ivtools.checkpoint import consolidate_zero_checkpoint
+
+    out = tmp_path / "ds"
+    argv = cli(lists, motion_dataset["root"], out, 1, ["--enable_deepspeed", *zero, "--save_ckpt_freq", "1"])
+    finetune_in_subprocess(argv)
+    prefix = "bf16_" if "--bf16" in zero else ""  # DeepSpeed names bf16 optimizer shards apart
+    assert (out / "checkpoint-0" / f"{prefix}zero_pp_rank_0_mp_rank_00_optim_states.pt").is_file()
+    first = consolidate_zero_checkpoint(out / "checkpoint-0")
+    stdout = finetune_in_subprocess([*argv, "--epochs", "2"])
+    assert f"resumed from {out / 'checkpoint-0'}" in stdout
+    second = consolidate_zero_checkpoint(out / "checkpoint-1")
+    epochs = [
+        r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if r["kind"] == "epoch"
+    ]
+    assert [r["epoch"] for r in epochs] == [0, 1]  # epoch 0 is not trained again
+    for key in ("blocks.0.attn.qkv.weight", "head.weight"):
+        assert first[key].dtype == torch.float32  # ZeRO keeps fp32 master weights even under bf16
+        assert not torch.equal(first[key], second[key]), key

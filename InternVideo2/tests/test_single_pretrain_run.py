@@ -115,3 +115,27 @@ def test_missing_teacher_weights_is_a_clear_error(motion_dataset, tmp_path, monk
     argv += ["--model_kwargs", json.dumps(TINY), "--num_frames", "2"]
     with pytest.raises(FileNotFoundError, match="teacher_internvideo2_stage2_1B"):
         entry_point("run_distill").main(argv)
+
+
+def test_compile_flag_compiles_the_student_blocks(motion_dataset, tmp_path, monkeypatch):
+    from internvideo2.engine import pretrain_pipeline
+    from ivtools.train.compile import compile_blocks
+
+    compiled = []
+
+    def eager_compile(model):  # dynamo tracing without inductor codegen: seconds, not minutes, on CPU
+        compiled.append(model)
+        return compile_blocks(model, backend="eager")
+
+    monkeypatch.setattr(pretrain_pipeline, "compile_blocks", eager_compile)
+    data = pretrain_list(motion_dataset, tmp_path)
+    teacher = {**TINY, "embed_dim": 48, "attn_pool_num_heads": 2, "clip_embed_dim": 24, **OFF}
+    argv = common_args(data, motion_dataset["root"], tmp_path / "out", "tube") + [
+        "--num_frames", "2", "--model", "distill_internvideo2_small_patch14_224", "--compile",
+        "--model_kwargs", json.dumps({**TINY, "attn_pool_num_heads": 2, "clip_embed_dim": 24}),
+        "--clip_teacher_kwargs", json.dumps(teacher),
+    ]  # fmt: skip
+    history = entry_point("run_distill").main(argv)
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "DistillInternVideo2"
+    assert all(block._compiled_call_impl is not None for block in compiled[0].blocks)
+    assert 0.0 < history[0]["train_loss"] < 8.0

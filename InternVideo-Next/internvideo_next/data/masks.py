@@ -1,8 +1,8 @@
 """Token masks for pretraining. Every mask is a ``(B, T*H*W)`` bool tensor, True = hidden from the
 student, tokens ordered ``(t, h, w)``; every sample of a batch hides the same number of tokens.
 
-* :func:`random_mask` -- ``int(ratio * N)`` tokens anywhere (VideoMAE ``random``);
-* :func:`tube_mask` -- ``int(ratio * H*W)`` spatial positions, the same in every frame (``tube``);
+* :func:`token_mask` -- the shared ``random`` (``int(ratio * N)`` tokens anywhere) and ``tube``
+  (``int(ratio * H*W)`` spatial positions, the same in every frame) masks of ``ivtools.data.masking``;
 * :func:`attention_mask` -- per frame, the visible ``N - int(N * ratio)`` patches drawn without
   replacement with probability proportional to the teacher's attention (stage 1's ``attention``);
 * :class:`MultiBlockMask` -- V-JEPA multi-block masks (stage 2): the union of ``num_blocks``
@@ -15,37 +15,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from ivtools.data.masking import build_mask_generator, check_mask_ratio
 
 Grid = tuple[int, int, int]
 
 
-def _check_ratio(ratio: float) -> None:
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
-
-
-def random_mask(
-    grid: Grid, ratio: float, batch: int, generator: torch.Generator | None = None
+def token_mask(
+    kind: str, grid: Grid, ratio: float, batch: int, rng: np.random.Generator | None = None
 ) -> torch.Tensor:
-    _check_ratio(ratio)
-    n = math.prod(grid)
-    order = torch.rand(batch, n, generator=generator).argsort(dim=1)
-    mask = torch.zeros(batch, n, dtype=torch.bool)
-    mask.scatter_(1, order[:, : int(ratio * n)], True)
-    return mask
-
-
-def tube_mask(grid: Grid, ratio: float, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    t, h, w = grid
-    return random_mask((1, h, w), ratio, batch, generator).repeat(1, t)
+    """``batch`` independent ``tube`` / ``random`` masks of :mod:`ivtools.data.masking`, ``(B, T*H*W)``."""
+    generator = build_mask_generator(kind, grid, ratio)
+    return torch.from_numpy(np.stack([generator(rng) for _ in range(batch)]))
 
 
 def attention_mask(
     attn: torch.Tensor, ratio: float, batch: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """``attn`` ``(B*T, N)`` non-negative per-frame weights -> mask ``(B, T*N)``."""
-    _check_ratio(ratio)
+    check_mask_ratio(ratio)
     frames, n = attn.shape
     visible = n - int(n * ratio)
     keep = torch.multinomial(attn.float().cpu(), visible, replacement=False, generator=generator)

@@ -12,10 +12,16 @@ from internvideo_next.data.pretrain import build_pretrain_dataset
 from internvideo_next.models import build_semantic_decoder
 from ivtools.data import build_loader
 from ivtools.distributed import DistInfo, init_distributed, is_main_process
-from ivtools.train import Trainer, TrainerConfig
-from ivtools.train.optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, scale_lr
-from ivtools.train.setup import backend_from_args, seed_everything
-from ivtools.train.trainer import updates_per_epoch
+from ivtools.train import Trainer
+from ivtools.train.setup import (
+    backend_from_args,
+    global_batch_size,
+    optimizer_from_args,
+    schedules_from_args,
+    seed_everything,
+    trainer_config_from_args,
+    updates_per_epoch_or_fail,
+)
 
 
 def build_student(args: argparse.Namespace, **extra) -> nn.Module:
@@ -54,43 +60,13 @@ def run_pretraining(
         args.seed,
         args.video_backend,
     )
-    args.num_sample = 1
     loader = build_loader(dataset, args.batch_size, train=True, num_workers=args.num_workers, seed=args.seed)
-    per_epoch = updates_per_epoch(loader, args.update_freq, args.max_updates_per_epoch)
-    if per_epoch == 0:
-        raise ValueError(
-            f"{len(dataset)} videos give no full batch of {args.batch_size} on {dist.world_size} rank(s)"
-        )
-    global_batch = args.batch_size * args.update_freq * dist.world_size
-    optimizer = build_optimizer(
-        model,
-        args.opt,
-        lr=scale_lr(args.lr, global_batch),
-        weight_decay=args.weight_decay,
-        eps=args.opt_eps,
-        betas=args.opt_betas,
-    )
+    per_epoch = updates_per_epoch_or_fail(loader, args, dist)
+    global_batch = global_batch_size(args, dist)
+    optimizer = optimizer_from_args(args, model, global_batch)
     backend = backend_from_args(args, model, optimizer, dist)
-    warmup = args.warmup_steps if args.warmup_steps > 0 else args.warmup_epochs * per_epoch
-    scheduler = build_lr_scheduler(
-        optimizer,
-        total_steps=args.epochs * per_epoch,
-        warmup_steps=warmup,
-        min_lr=scale_lr(args.min_lr, global_batch),
-        warmup_lr=scale_lr(args.warmup_lr, global_batch),
-    )
-    wd = None
-    if args.weight_decay_end is not None:
-        wd = WeightDecaySchedule(optimizer, args.weight_decay, args.weight_decay_end, args.epochs * per_epoch)
-    cfg = TrainerConfig(
-        epochs=args.epochs,
-        output_dir=args.output_dir or None,
-        accumulation=args.update_freq,
-        max_updates_per_epoch=args.max_updates_per_epoch,
-        log_every=args.steps_per_print,
-        save_every=args.save_ckpt_freq,
-        resume=args.resume or ("auto" if args.auto_resume and args.output_dir else ""),
-    )
+    scheduler, wd = schedules_from_args(args, optimizer, per_epoch, global_batch)
+    cfg = trainer_config_from_args(args)
     trainer = Trainer(backend, loader, step, cfg, dist, lr_scheduler=scheduler, wd_schedule=wd, ema=ema)
     step.trainer = trainer
     if is_main_process():

@@ -12,13 +12,13 @@ import argparse
 
 import torch
 
-from internvideo_next.data.masks import attention_mask, random_mask, tube_mask
+from internvideo_next.data.masks import attention_mask, token_mask
 from internvideo_next.data.schedule import MultiScaleSchedule, resample_clip
 from internvideo_next.models import SiglipTeacher, build_siglip_teacher
 
 from .pretrain import build_student, prepare_run, run_pretraining
 
-MASKS = {"tube": tube_mask, "random": random_mask}
+MASK_TYPES = ("attention", "tube", "random")
 
 
 def alignment_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ class Stage1Step:
         loss_ratio: tuple[float, float, float] = (1.0, 1.0, 1.0),
         schedule: MultiScaleSchedule | None = None,
     ):
-        if mask_type not in ("attention", *MASKS):
+        if mask_type not in MASK_TYPES:
             raise ValueError(f"unknown mask type {mask_type!r}")
         self.teacher, self.mask_type, self.mask_ratio = teacher, mask_type, mask_ratio
         self.loss_ratio, self.schedule = loss_ratio, schedule
@@ -55,7 +55,7 @@ class Stage1Step:
         if self.mask_type == "attention":
             mask = attention_mask(out_t.attn, self.mask_ratio, b)
         else:
-            mask = MASKS[self.mask_type](grid, self.mask_ratio, b).to(video.device)
+            mask = token_mask(self.mask_type, grid, self.mask_ratio, b).to(video.device)
         out = model(video, mask)
         k, c = out_t.middle.shape[0], out_t.middle.shape[-1]
         if k != out.clip_middle.shape[0]:

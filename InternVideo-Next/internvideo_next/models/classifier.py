@@ -59,7 +59,7 @@ class InternVideoNextClassifier(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
         return {
-            "stem": r"^encoder\.(cls_token|pos_embed|patch_embed)",
+            "stem": r"^encoder\.(?:cls_token|pos_embed|patch_embed)",
             "blocks": r"^encoder\.blocks\.(\d+)" if coarse else [(r"^encoder\.blocks\.(\d+)", None)],
         }
 

@@ -17,7 +17,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from ivtools.checkpoint import interpolate_pos_embed
-from ivtools.layers import AttentionPoolingBlock, Block, RMSNorm, merge_residual, sincos_pos_embed_3d
+from ivtools.layers import AttentionPoolingBlock, RMSNorm, make_blocks, merge_residual, sincos_pos_embed_3d
 
 
 class PatchEmbed(nn.Module):
@@ -154,23 +154,21 @@ class VideoTransformer(nn.Module):
         table = sincos_table(embed_dim, self.grid_size, cls_token_num)
         for name in ("pos_embed", *self.extra_pos_embeds):
             self.register_parameter(name, nn.Parameter(table.clone()))
-        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
-        self.blocks = nn.ModuleList(
-            Block(
-                embed_dim,
-                num_heads,
-                mlp_ratio,
-                qkv_bias=qkv_bias,
-                qk_normalization=qk_normalization,
-                init_values=init_values,
-                drop_path=dpr[i],
-                use_flash_attn=use_flash_attn,
-                use_fused_rmsnorm=use_fused_rmsnorm,
-                use_fused_mlp=use_fused_mlp,
-                layerscale_force_fp32=not layerscale_no_force_fp32,
-                with_cp=use_checkpoint and i < checkpoint_num,
-            )
-            for i in range(depth)
+        self.blocks = make_blocks(
+            depth,
+            embed_dim,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
+            use_checkpoint,
+            checkpoint_num,
+            layerscale_no_force_fp32,
+            qkv_bias=qkv_bias,
+            qk_normalization=qk_normalization,
+            init_values=init_values,
+            use_flash_attn=use_flash_attn,
+            use_fused_rmsnorm=use_fused_rmsnorm,
+            use_fused_mlp=use_fused_mlp,
         )
         self.clip_projector = AttentionPoolingBlock(embed_dim, attn_pool_num_heads, out_dim=clip_embed_dim)
         trunc_normal_(self.cls_token, std=0.02)

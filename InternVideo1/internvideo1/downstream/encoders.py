@@ -1,8 +1,9 @@
 """Video-text encoders for the downstream tasks, built by name and loaded from local checkpoints.
 
-``viclip_b16`` / ``viclip_l14`` load released ViCLIP files; ``internvideo_mm_b16`` / ``_l14`` load
-checkpoints written by the multi-modality pretraining (``{"model": state_dict}``). Both expose
-``encode_video``, ``encode_text`` and ``context_length``; the multi-modality model also
+``viclip_b16`` / ``viclip_l14`` load released ViCLIP files; ``videointern_b16`` / ``_l14`` the released
+InternVideo-MM-B-16 / L-14 files; ``internvideo_mm_b16`` / ``_l14`` load checkpoints written by the
+multi-modality pretraining (``{"model": state_dict}``). All expose ``encode_video``, ``encode_text``
+and ``context_length``; the multi-modality model also
 ``encode_fused`` (cross-modality decoder features), which open-ended QA uses when present.
 """
 
@@ -10,15 +11,25 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Sequence
 
 import timm
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-import internvideo1.models.multimodal  # noqa: F401  (registers internvideo_mm_*)
 from internvideo1.models.viclip import load_viclip_checkpoint
+from internvideo1.models.videointern import load_videointern_checkpoint
 from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
 
-ENCODERS = ("viclip_b16", "viclip_l14", "internvideo_mm_b16", "internvideo_mm_l14")
+ENCODERS = (
+    "viclip_b16",
+    "viclip_l14",
+    "videointern_b16",
+    "videointern_l14",
+    "internvideo_mm_b16",
+    "internvideo_mm_l14",
+)
 
 
 def add_encoder_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -55,6 +66,12 @@ def build_video_text_encoder(
         if checkpoint:
             load_viclip_checkpoint(model, checkpoint)
         return model
+    if name.startswith("videointern"):
+        # The released text context (77) is kept so that its position table loads as it is.
+        model = timm.create_model(name, vision={"t_size": num_frames, "input_resolution": input_size})
+        if checkpoint:
+            load_videointern_checkpoint(model, checkpoint)
+        return model
     model = timm.create_model(
         name,
         vision={"num_frames": clip_frames or num_frames, "input_resolution": input_size},
@@ -70,3 +87,17 @@ def encoder_from_args(args) -> nn.Module:
     return build_video_text_encoder(
         args.model, args.checkpoint, args.num_frames, args.input_size, args.max_txt_l, args.clip_frames
     )
+
+
+@torch.no_grad()
+def encode_texts(
+    model: nn.Module, tokenizer: Callable, texts: Sequence[str], batch_size: int = 64
+) -> torch.Tensor:
+    """L2-normalised text features ``(N, D)`` of ``texts`` (tokenized to ``model.context_length``)."""
+    model.eval()
+    device = next(model.parameters()).device
+    feats = []
+    for i in range(0, len(texts), batch_size):
+        ids, _ = tokenizer(list(texts[i : i + batch_size]), model.context_length)
+        feats.append(model.encode_text(ids.to(device)))
+    return F.normalize(torch.cat(feats).float(), dim=-1)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from internvideo1.downstream.encoders import add_encoder_args, encoder_from_args
+from internvideo1.data.video_text import VideoTextDataset, read_video_text_json
+from internvideo1.downstream.encoders import add_encoder_args, encode_texts, encoder_from_args
 from internvideo1.downstream.metrics import retrieval_recall
-from internvideo1.pretrain.viclip import VideoTextDataset, encode_texts, read_video_text_json
 from internvideo1.tokenizer import ClipBPETokenizer
 from ivtools.distributed import init_distributed
 
@@ -111,15 +111,7 @@ def run_retrieval(args) -> dict[str, float]:
     dist = init_distributed(args.device)
     tokenizer = ClipBPETokenizer(args.bpe_path)
     model = encoder_from_args(args).to(dist.device)
-    dataset = VideoTextDataset(
-        read_video_text_json(args.test_file, args.prefix),
-        tokenizer,
-        False,
-        num_frames=args.num_frames,
-        input_size=args.input_size,
-        context_length=args.max_txt_l,
-        backend=args.video_backend,
-    )
+    dataset = VideoTextDataset.from_args(read_video_text_json(args.test_file, args.prefix), tokenizer, args)
     results = evaluate_video_text_retrieval(model, dataset, tokenizer, args.batch_size, args.dual_softmax)
     print("retrieval: " + json.dumps({k: round(v, 2) for k, v in results.items()}), flush=True)
     if args.output_json:

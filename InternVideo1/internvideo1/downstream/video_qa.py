@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from internvideo1.downstream.encoders import add_encoder_args, encoder_from_args
+from internvideo1.data.video_text import VideoText, VideoTextDataset
+from internvideo1.downstream.encoders import add_encoder_args, encode_texts, encoder_from_args
 from internvideo1.downstream.retrieval import encode_dataset_videos
 from internvideo1.pretrain.common import add_optimisation_args, add_run_args, build_pretraining_trainer
-from internvideo1.pretrain.viclip import VideoText, VideoTextDataset, encode_texts
 from internvideo1.tokenizer import ClipBPETokenizer
 from ivtools.data.loader import build_loader
 from ivtools.distributed import init_distributed, is_main_process
@@ -214,12 +214,10 @@ def run_video_qa(args) -> dict:
     seed_everything(args.seed, dist.rank)
     tokenizer = ClipBPETokenizer(args.bpe_path)
     encoder = encoder_from_args(args).to(dist.device)
-    data_kw = {"num_frames": args.num_frames, "input_size": args.input_size, "context_length": args.max_txt_l}
-    data_kw["backend"] = args.video_backend
     if args.task == "mc":
         items = read_multiple_choice_json(args.test_file, args.prefix)
-        videos = VideoTextDataset(
-            [VideoText(i.video, i.candidates) for i in items], tokenizer, False, **data_kw
+        videos = VideoTextDataset.from_args(
+            [VideoText(i.video, i.candidates) for i in items], tokenizer, args
         )
         results = evaluate_multiple_choice(encoder, items, videos, tokenizer)
     else:
@@ -228,9 +226,9 @@ def run_video_qa(args) -> dict:
         train = read_open_ended_json(args.train_file, args.prefix, max_answers=args.max_answers)
         test = read_open_ended_json(args.test_file, args.prefix, answer_vocab=train.answers)
         model = OpenEndedQAModel(encoder, len(train.answers), freeze_encoder=not args.finetune_encoder)
-        train_set = VideoTextDataset(train.records, tokenizer, True, seed=args.seed, **data_kw)
+        train_set = VideoTextDataset.from_args(train.records, tokenizer, args, train=True)
         test_loader = build_loader(
-            VideoTextDataset(test.records, tokenizer, False, **data_kw),
+            VideoTextDataset.from_args(test.records, tokenizer, args),
             args.batch_size,
             train=False,
             num_workers=args.num_workers,

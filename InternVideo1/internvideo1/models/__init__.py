@@ -12,7 +12,7 @@ VideoMAE (:mod:`.videomae`)
     original's ``vit_base_patch16_224``; :func:`resolve_finetune_name` maps the name) →
     :class:`VisionTransformer` with ``forward_features(video) -> (B, D)`` (mean-pooled + ``fc_norm``),
     ``forward_tokens(video) -> (B, N, D)`` and ``forward(video) -> logits``.
-    Masks: :class:`TubeMaskingGenerator` / :class:`RandomMaskingGenerator`.
+    Masks: ``ivtools.data.masking`` (``build_mask_generator("tube", window, ratio)``).
     Checkpoints: :func:`load_videomae_checkpoint`.
 
 ViCLIP (:mod:`.viclip`)
@@ -29,17 +29,27 @@ UniFormerV2 (:mod:`.uniformerv2`)
     Checkpoints: :func:`load_uniformerv2_checkpoint` (released ``backbone.*`` layout);
     CLIP image weights: :func:`load_clip_visual_weights`.
 
+Multi-modality model (:mod:`.multimodal`)
+    ``timm.create_model("internvideo_mm_b16")`` / ``"internvideo_mm_l14"`` →
+    :class:`InternVideoMultiModal` (``encode_video``, ``encode_text``, ``encode_fused``, ``forward``
+    → losses), the trainable model (its weights were not released).
+
+Released InternVideo-MM video-text model (:mod:`.videointern`)
+    ``timm.create_model("videointern_b16")`` / ``"videointern_l14"`` → :class:`VideoIntern`
+    (UniFormerV2 ``vit_only_global`` vision tower + CLIP text tower; ``encode_video``,
+    ``encode_text``); ``InternVideo-MM-{B-16,L-14}.ckpt`` load with :func:`load_videointern_checkpoint`.
+
 CLIP pieces shared with the multi-modality model live in :mod:`.clip_blocks`
 (``Transformer``, ``CLIPTextEncoder``, ``MultiheadAttention``, ``load_clip_visual_weights``).
 """
 
 from .clip_blocks import CLIPTextEncoder, load_clip_visual_weights
+from .multimodal import InternVideoMultiModal
 from .uniformerv2 import UniFormerV2, load_uniformerv2_checkpoint
 from .viclip import ViCLIP, ViCLIPVisionTransformer, build_viclip, load_viclip_checkpoint
+from .videointern import VideoIntern, load_videointern_checkpoint
 from .videomae import (
     PretrainVisionTransformer,
-    RandomMaskingGenerator,
-    TubeMaskingGenerator,
     VisionTransformer,
     load_videomae_checkpoint,
     resolve_finetune_name,
@@ -47,16 +57,17 @@ from .videomae import (
 
 __all__ = [
     "CLIPTextEncoder",
+    "InternVideoMultiModal",
     "PretrainVisionTransformer",
-    "RandomMaskingGenerator",
-    "TubeMaskingGenerator",
     "UniFormerV2",
     "ViCLIP",
     "ViCLIPVisionTransformer",
+    "VideoIntern",
     "VisionTransformer",
     "build_viclip",
     "load_clip_visual_weights",
     "load_uniformerv2_checkpoint",
+    "load_videointern_checkpoint",
     "load_videomae_checkpoint",
     "load_viclip_checkpoint",
     "resolve_finetune_name",

@@ -75,6 +75,17 @@ def drop_path_rates(rate: float, depth: int) -> list[float]:
     return [rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
 
 
+def clip_token_tables(
+    width: int, input_resolution: int, patch_size: int
+) -> tuple[nn.Parameter, nn.Parameter]:
+    """CLIP's class embedding ``(width,)`` and spatial position table ``(1 + grid**2, width)``."""
+    if input_resolution % patch_size:
+        raise ValueError(f"input_resolution {input_resolution} is not a multiple of patch_size {patch_size}")
+    scale = width**-0.5
+    grid = input_resolution // patch_size
+    return nn.Parameter(scale * torch.randn(width)), nn.Parameter(scale * torch.randn(grid**2 + 1, width))
+
+
 def clip_mlp(dim: int, hidden: int, dropout: float = 0.0, proj_dropout: float | None = None) -> nn.Sequential:
     """``c_fc → QuickGELU → dropout → c_proj → dropout`` under the names CLIP checkpoints use.
 
@@ -163,9 +174,13 @@ class CLIPTextEncoder(nn.Module):
         heads: int,
         layers: int,
         checkpoint_num: int = 0,
+        mask_embedding: bool = False,
     ):
         super().__init__()
         self.context_length, self.vocab_size = context_length, vocab_size
+        if mask_embedding:
+            # The embedding that replaces masked tokens (``encode_text(masked_indices=...)``).
+            self.text_mask_embedding = nn.Parameter(0.02 * torch.randn(1, 1, width))
         self.transformer = Transformer(width, layers, heads, causal=True, checkpoint_num=checkpoint_num)
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.positional_embedding = nn.Parameter(torch.empty(context_length, width))
@@ -194,7 +209,7 @@ class CLIPTextEncoder(nn.Module):
         """``text``: ``(B, L)`` token ids, ``L <= context_length``. Returns ``(B, embed_dim)``.
 
         ``masked_indices`` (bool ``(B, L)``) replaces those token embeddings with
-        ``self.text_mask_embedding`` (only models that define it, for masked-language modelling);
+        ``self.text_mask_embedding`` (built with ``mask_embedding=True``, for masked-language modelling);
         ``return_all_feats`` also returns the normalised token features ``(B, L, width)``.
         """
         if text.ndim != 2 or text.shape[1] > self.context_length:

@@ -155,10 +155,8 @@ class InternVideoMultiModal(nn.Module):
         all_gather: bool = True,
     ):
         super().__init__()
-        self.clip_video = timm.create_model(vision_model, **vision)
-        # The fusion needs every token, not the projected class token; timm drops None-valued
-        # kwargs, so the tower's projection is removed here rather than with ``output_dim=None``.
-        self.clip_video.proj, self.clip_video.output_dim = None, None
+        # The fusion needs every token, not the projected class token: no projection.
+        self.clip_video = timm.create_model(vision_model, **{**vision, "output_dim": 0})
         self.mae_video = timm.create_model(mae_model, **{**mae, "num_classes": 0})
         self.text_encoder = CLIPTextEncoder(embed_dim=embed_dim, **text)
         clip_dim, mae_dim = self.clip_video.width, self.mae_video.embed_dim

@@ -29,7 +29,13 @@ from torch.utils.checkpoint import checkpoint
 from ivtools.checkpoint import load_state_dict_file, strip_prefix, unwrap_state_dict
 
 from ._factory import model_kwargs
-from .clip_blocks import MultiheadAttention, clip_mlp, drop_path_rates, load_clip_visual_weights
+from .clip_blocks import (
+    MultiheadAttention,
+    clip_mlp,
+    clip_token_tables,
+    drop_path_rates,
+    load_clip_visual_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +206,14 @@ class UniFormerV2Transformer(nn.Module):
             Extractor(n_dim, n_head, mlp_factor, dropout=d, drop_path=r)
             for d, r in zip(mlp_dropout, drop_path_rates(drop_path_rate, n_layers))
         )
-        self.proj = nn.Sequential(nn.LayerNorm(n_dim), nn.Dropout(cls_dropout), nn.Linear(n_dim, num_classes))
+        self.cls_dropout = cls_dropout
+        # num_classes=0 (timm's convention) keeps no head: forward returns the fused feature.
+        self.proj = self.classifier(n_dim, num_classes) if num_classes > 0 else nn.Identity()
         if not frozen:
             self.balance = nn.Parameter(torch.zeros(n_dim))
+
+    def classifier(self, dim: int, num_classes: int) -> nn.Sequential:
+        return nn.Sequential(nn.LayerNorm(dim), nn.Dropout(self.cls_dropout), nn.Linear(dim, num_classes))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(N*T, 1 + H*W, C)`` → the fused video feature ``(N, C)`` before the head."""
@@ -248,10 +259,6 @@ class UniFormerV2(nn.Module):
         **transformer_kwargs,
     ):
         super().__init__()
-        if input_resolution % patch_size:
-            raise ValueError(
-                f"input_resolution {input_resolution} is not a multiple of patch_size {patch_size}"
-            )
         self.input_resolution, self.num_frames = input_resolution, t_size
         if temporal_downsample:
             if t_size % 2:
@@ -266,14 +273,13 @@ class UniFormerV2(nn.Module):
             kernel = stride = (1, patch_size, patch_size)
             padding = 0
         self.conv1 = nn.Conv3d(3, width, kernel, stride, padding, bias=False)
-        scale = width**-0.5
-        self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(
-            scale * torch.randn((input_resolution // patch_size) ** 2 + 1, width)
+        self.class_embedding, self.positional_embedding = clip_token_tables(
+            width, input_resolution, patch_size
         )
         self.ln_pre = LayerNormFP32(width)
         self.transformer = UniFormerV2Transformer(width, layers, heads, t_size, **transformer_kwargs)
-        self.num_classes = self.transformer.proj[2].out_features
+        head = self.transformer.proj
+        self.num_classes = head[2].out_features if isinstance(head, nn.Sequential) else 0
         self.num_features = width
 
     def no_weight_decay(self) -> set[str]:
@@ -285,11 +291,17 @@ class UniFormerV2(nn.Module):
         }
 
     def get_classifier(self) -> nn.Module:
-        return self.transformer.proj[2]
+        return self.transformer.proj[2] if self.num_classes else self.transformer.proj
 
     def reset_classifier(self, num_classes: int) -> None:
+        """A new linear layer (the head's LayerNorm is kept), or no head for ``num_classes=0``."""
+        if num_classes == 0:
+            self.transformer.proj = nn.Identity()
+        elif self.num_classes == 0:
+            self.transformer.proj = self.transformer.classifier(self.num_features, num_classes)
+        else:
+            self.transformer.proj[2] = nn.Linear(self.num_features, num_classes)
         self.num_classes = num_classes
-        self.transformer.proj[2] = nn.Linear(self.num_features, num_classes)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[2] != self.num_frames or x.shape[-1] != self.input_resolution:

@@ -28,7 +28,7 @@ from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
 
 from ..losses import contrastive_loss
 from ._factory import model_kwargs
-from .clip_blocks import CLIPTextEncoder, Transformer, resize_class_pos_embed
+from .clip_blocks import CLIPTextEncoder, Transformer, clip_token_tables, resize_class_pos_embed
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def keep_random_tokens(
 class ViCLIPVisionTransformer(nn.Module):
     """The video tower; ``forward(video (B, 3, T, H, W))`` → ``(B, output_dim)``.
 
-    With ``output_dim=None`` there is no ``proj`` and every token comes back, ``(B, 1 + N*T, width)``,
+    With ``output_dim=0`` there is no ``proj`` and every token comes back, ``(B, 1 + N*T, width)``,
     the class token first and the patches ordered (position, frame).
     """
 
@@ -65,7 +65,7 @@ class ViCLIPVisionTransformer(nn.Module):
         width: int = 768,
         layers: int = 12,
         heads: int = 12,
-        output_dim: int | None = 512,
+        output_dim: int = 512,
         kernel_size: int = 1,
         num_frames: int = 8,
         drop_path: float = 0.0,
@@ -74,18 +74,12 @@ class ViCLIPVisionTransformer(nn.Module):
         temp_embed: bool = True,
     ):
         super().__init__()
-        if input_resolution % patch_size:
-            raise ValueError(
-                f"input_resolution {input_resolution} is not a multiple of patch_size {patch_size}"
-            )
         self.input_resolution, self.patch_size, self.num_frames = input_resolution, patch_size, num_frames
         self.output_dim, self.width = output_dim, width
         kernel = (kernel_size, patch_size, patch_size)
         self.conv1 = nn.Conv3d(3, width, kernel, kernel, bias=False)
-        scale = width**-0.5
-        self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(
-            scale * torch.randn((input_resolution // patch_size) ** 2 + 1, width)
+        self.class_embedding, self.positional_embedding = clip_token_tables(
+            width, input_resolution, patch_size
         )
         self.ln_pre = nn.LayerNorm(width)
         if temp_embed:
@@ -94,7 +88,7 @@ class ViCLIPVisionTransformer(nn.Module):
             width, layers, heads, drop_path=drop_path, dropout=dropout, checkpoint_num=checkpoint_num
         )
         self.ln_post = nn.LayerNorm(width)
-        self.proj = nn.Parameter(scale * torch.randn(width, output_dim)) if output_dim is not None else None
+        self.proj = nn.Parameter(width**-0.5 * torch.randn(width, output_dim)) if output_dim > 0 else None
         self.dropout = nn.Dropout(dropout)
 
     def get_num_layers(self) -> int:

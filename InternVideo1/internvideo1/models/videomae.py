@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -170,8 +171,36 @@ class Block(nn.Module):
         return x + self.drop_path(self.gamma_2 * self.mlp(self.norm2(x)))
 
 
-def _blocks(depth: int, drop_path_rate: float, **block_kwargs) -> nn.ModuleList:
-    return nn.ModuleList(Block(drop_path=r, **block_kwargs) for r in drop_path_rates(drop_path_rate, depth))
+@dataclass(frozen=True)
+class BlockConfig:
+    """The per-block hyper-parameters the encoder, decoder and fine-tuning ViT share (the
+    original's keyword names); ``drop_path_rate`` rises linearly over a stack's depth."""
+
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = False
+    qk_scale: float | None = None
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    norm_layer: Callable[[int], nn.Module] = nn.LayerNorm
+    init_values: float = 0.0
+
+    def stack(self, dim: int, depth: int, num_heads: int) -> nn.ModuleList:
+        return nn.ModuleList(
+            Block(
+                dim,
+                num_heads,
+                self.mlp_ratio,
+                self.qkv_bias,
+                self.qk_scale,
+                self.drop_rate,
+                self.attn_drop_rate,
+                rate,
+                self.init_values,
+                self.norm_layer,
+            )
+            for rate in drop_path_rates(self.drop_path_rate, depth)
+        )
 
 
 def _run_blocks(blocks: nn.ModuleList, x: torch.Tensor, with_cp: bool, training: bool) -> torch.Tensor:
@@ -201,18 +230,11 @@ class PretrainVisionTransformerEncoder(nn.Module):
         embed_dim=768,
         depth=12,
         num_heads=12,
-        mlp_ratio=4.0,
-        qkv_bias=False,
-        qk_scale=None,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        norm_layer=nn.LayerNorm,
-        init_values=0.0,
         num_frames=16,
         tubelet_size=2,
         use_learnable_pos_emb=False,
         with_cp=False,
+        block: BlockConfig = BlockConfig(),
     ):
         super().__init__()
         self.embed_dim, self.with_cp = embed_dim, with_cp
@@ -223,20 +245,8 @@ class PretrainVisionTransformerEncoder(nn.Module):
             trunc_normal_(self.pos_embed, std=0.02)
         else:
             self.register_buffer("pos_embed", sinusoid_table(num_patches, embed_dim), persistent=False)
-        self.blocks = _blocks(
-            depth,
-            drop_path_rate,
-            dim=embed_dim,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop=drop_rate,
-            attn_drop=attn_drop_rate,
-            norm_layer=norm_layer,
-            init_values=init_values,
-        )
-        self.norm = norm_layer(embed_dim)
+        self.blocks = block.stack(embed_dim, depth, num_heads)
+        self.norm = block.norm_layer(embed_dim)
         self.apply(_xavier_init)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -257,16 +267,9 @@ class PretrainVisionTransformerDecoder(nn.Module):
         embed_dim=384,
         depth=4,
         num_heads=6,
-        mlp_ratio=4.0,
-        qkv_bias=False,
-        qk_scale=None,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        norm_layer=nn.LayerNorm,
-        init_values=0.0,
         tubelet_size=2,
         with_cp=False,
+        block: BlockConfig = BlockConfig(),
     ):
         super().__init__()
         if num_classes != 3 * tubelet_size * patch_size**2:
@@ -274,20 +277,8 @@ class PretrainVisionTransformerDecoder(nn.Module):
                 f"decoder_num_classes {num_classes} must be 3 * tubelet {tubelet_size} * patch {patch_size}**2"
             )
         self.with_cp = with_cp
-        self.blocks = _blocks(
-            depth,
-            drop_path_rate,
-            dim=embed_dim,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop=drop_rate,
-            attn_drop=attn_drop_rate,
-            norm_layer=norm_layer,
-            init_values=init_values,
-        )
-        self.norm = norm_layer(embed_dim)
+        self.blocks = block.stack(embed_dim, depth, num_heads)
+        self.norm = block.norm_layer(embed_dim)
         self.head = nn.Linear(embed_dim, num_classes)
         self.apply(_xavier_init)
 
@@ -331,18 +322,10 @@ class PretrainVisionTransformer(nn.Module):
         with_cp=False,
     ):
         super().__init__()
-        shared = {
-            "mlp_ratio": mlp_ratio,
-            "qkv_bias": qkv_bias,
-            "qk_scale": qk_scale,
-            "drop_rate": drop_rate,
-            "attn_drop_rate": attn_drop_rate,
-            "drop_path_rate": drop_path_rate,
-            "norm_layer": norm_layer,
-            "init_values": init_values,
-            "tubelet_size": tubelet_size,
-            "with_cp": with_cp,
-        }
+        block = BlockConfig(
+            mlp_ratio, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path_rate, norm_layer, init_values
+        )
+        shared = {"tubelet_size": tubelet_size, "with_cp": with_cp, "block": block}
         self.encoder = PretrainVisionTransformerEncoder(
             img_size=img_size,
             patch_size=patch_size,
@@ -446,19 +429,10 @@ class VisionTransformer(nn.Module):
             table = interpolate_pos_embed(sinusoid_table(math.prod(ref_grid), embed_dim), 0, ref_grid, grid)
             self.register_buffer("pos_embed", table, persistent=False)
         self.pos_drop = nn.Dropout(drop_rate)
-        self.blocks = _blocks(
-            depth,
-            drop_path_rate,
-            dim=embed_dim,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            qk_scale=qk_scale,
-            drop=drop_rate,
-            attn_drop=attn_drop_rate,
-            norm_layer=norm_layer,
-            init_values=init_values,
+        block = BlockConfig(
+            mlp_ratio, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path_rate, norm_layer, init_values
         )
+        self.blocks = block.stack(embed_dim, depth, num_heads)
         self.norm = nn.Identity() if use_mean_pooling else norm_layer(embed_dim)
         self.fc_norm = norm_layer(embed_dim) if use_mean_pooling else None
         self.head_dropout = nn.Dropout(head_drop_rate)
@@ -613,58 +587,6 @@ for _name, (_size, _patch, _img) in FINETUNE_MODELS.items():
 def resolve_finetune_name(name: str) -> str:
     """Accept either the original's fine-tuning name or the registered one."""
     return FINETUNE_NAMES.get(name, name)
-
-
-class TubeMaskingGenerator:
-    """The original's ``t_consist`` masking: one random spatial mask repeated over every time step.
-
-    ``input_size`` is the token grid ``(T', H', W')``; ``int(mask_ratio * H' * W')`` positions of
-    each time step are masked (True). The result is a bool array of ``T' * H' * W'`` in raster
-    order, so a masked tubelet is masked at every time step ("tube").
-    """
-
-    def __init__(self, input_size: Sequence[int], mask_ratio: float):
-        self.frames, self.height, self.width = (int(s) for s in input_size)
-        if not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
-        self.per_frame = self.height * self.width
-        self.masked_per_frame = int(mask_ratio * self.per_frame)
-
-    @property
-    def num_masked(self) -> int:
-        return self.frames * self.masked_per_frame
-
-    def __repr__(self) -> str:
-        return f"TubeMaskingGenerator(total={self.frames * self.per_frame}, masked={self.num_masked})"
-
-    def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        rng = rng if rng is not None else np.random.default_rng()
-        frame_mask = np.zeros(self.per_frame, dtype=bool)
-        frame_mask[rng.permutation(self.per_frame)[: self.masked_per_frame]] = True
-        return np.tile(frame_mask, self.frames)
-
-
-class RandomMaskingGenerator:
-    """The original's ``random`` masking: ``int(mask_ratio * N)`` positions anywhere in the clip."""
-
-    def __init__(self, input_size: Sequence[int], mask_ratio: float):
-        if not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
-        self.num_patches = math.prod(int(s) for s in input_size)
-        self.num_masked = int(mask_ratio * self.num_patches)
-
-    def __call__(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        rng = rng if rng is not None else np.random.default_rng()
-        mask = np.zeros(self.num_patches, dtype=bool)
-        mask[rng.permutation(self.num_patches)[: self.num_masked]] = True
-        return mask
-
-
-MASK_GENERATORS = {
-    "t_consist": TubeMaskingGenerator,
-    "tube": TubeMaskingGenerator,
-    "random": RandomMaskingGenerator,
-}
 
 
 # Keys of a pretraining checkpoint that the fine-tuning ViT has no use for.

@@ -8,22 +8,20 @@ for the VideoMAE stream, of which the CLIP stream sees ``--clip_frames`` evenly 
 from __future__ import annotations
 
 import argparse
-import json
 
 import timm
 import torch
 
-import internvideo1.models.multimodal  # noqa: F401  (registers internvideo_mm_*)
-from internvideo1.downstream.retrieval import evaluate_video_text_retrieval
 from internvideo1.models.multimodal import InternVideoMultiModal
 from internvideo1.models.viclip import adapt_viclip_state_dict
 from internvideo1.models.videomae import load_videomae_checkpoint
-from internvideo1.pretrain.common import add_optimisation_args, add_run_args, build_pretraining_trainer
-from internvideo1.pretrain.viclip import VideoTextDataset, read_video_text_json
-from internvideo1.tokenizer import ClipBPETokenizer
+from internvideo1.pretrain.common import (
+    add_optimisation_args,
+    add_run_args,
+    add_video_text_data_args,
+    train_then_retrieve,
+)
 from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
-from ivtools.distributed import init_distributed, is_main_process
-from ivtools.train.setup import seed_everything
 
 
 def add_multimodal_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -31,7 +29,6 @@ def add_multimodal_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument(
         "--model", default="internvideo_mm_b16", choices=["internvideo_mm_b16", "internvideo_mm_l14"]
     )
-    g.add_argument("--bpe_path", required=True, help="CLIP's bpe_simple_vocab_16e6.txt.gz")
     g.add_argument("--mae_checkpoint", default="", help="a VideoMAE checkpoint for the masked-video stream")
     g.add_argument(
         "--clip_checkpoint", default="", help="a ViCLIP checkpoint for the CLIP stream and text encoder"
@@ -39,17 +36,11 @@ def add_multimodal_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument("--num_frames", default=16, type=int, help="frames of the VideoMAE stream")
     g.add_argument("--clip_frames", default=8, type=int, help="frames of the CLIP stream")
     g.add_argument("--input_size", default=224, type=int)
-    g.add_argument("--max_txt_l", default=32, type=int)
     g.add_argument("--fusion_depth", default=2, type=int)
     g.add_argument("--decoder_layers", default=4, type=int)
     g.add_argument("--caption_weight", default=1.0, type=float)
     g.add_argument("--train_mae", action="store_true", help="the VideoMAE stream is frozen unless given")
-    g = parser.add_argument_group("data")
-    g.add_argument("--train_file", default="", help="JSON list of {video, caption}")
-    g.add_argument("--test_file", default="", help="JSON list for retrieval evaluation")
-    g.add_argument("--prefix", default="")
-    g.add_argument("--video_backend", default="auto")
-    g.add_argument("--evaluate", action="store_true", help="only run retrieval on --test_file")
+    add_video_text_data_args(parser)
     add_optimisation_args(parser, lr=1e-5, min_lr=1e-7, warmup_lr=1e-7, weight_decay=0.02)
     return add_run_args(parser)
 
@@ -111,34 +102,4 @@ def multimodal_step_fn():
 
 def run_multimodal_pretraining(args) -> dict:
     """Train on ``--train_file`` (unless ``--evaluate``), then retrieval on ``--test_file``."""
-    dist = init_distributed(args.device)
-    seed_everything(args.seed, dist.rank)
-    tokenizer = ClipBPETokenizer(args.bpe_path)
-    model = build_multimodal_from_args(args).to(dist.device)
-    common = {"num_frames": args.num_frames, "input_size": args.input_size, "context_length": args.max_txt_l}
-    results: dict = {}
-    if not args.evaluate:
-        if not args.train_file:
-            raise ValueError("--train_file is required for training (or pass --evaluate)")
-        records = read_video_text_json(args.train_file, args.prefix)
-        data = VideoTextDataset(
-            records, tokenizer, True, seed=args.seed, backend=args.video_backend, **common
-        )
-        trainer = build_pretraining_trainer(args, model, data, multimodal_step_fn(), dist)
-        results["history"] = trainer.fit()
-        model = trainer.backend.module
-    if args.test_file and is_main_process():
-        test = VideoTextDataset(
-            read_video_text_json(args.test_file, args.prefix),
-            tokenizer,
-            False,
-            backend=args.video_backend,
-            **common,
-        )
-        with torch.no_grad():
-            results.update(evaluate_video_text_retrieval(model, test, tokenizer))
-        print(
-            "retrieval: " + json.dumps({k: round(v, 2) for k, v in results.items() if k != "history"}),
-            flush=True,
-        )
-    return results
+    return train_then_retrieve(args, build_multimodal_from_args, multimodal_step_fn())

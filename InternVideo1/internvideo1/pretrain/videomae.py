@@ -15,14 +15,16 @@ import timm
 import torch
 
 from ivtools.data.annotations import read_video_list
+from ivtools.data.masking import MASK_GENERATORS, build_mask_generator
 from ivtools.data.transforms import TrainTransform, TrainTransformConfig
 from ivtools.data.video_dataset import ClipSampling, VideoClassificationDataset
 from ivtools.distributed import init_distributed, is_main_process
+from ivtools.train.classification import add_classification_args
 from ivtools.train.setup import seed_everything
 
 from ..losses import mae_loss, mae_targets
-from ..models.videomae import MASK_GENERATORS, load_videomae_checkpoint, resolve_finetune_name
-from .common import add_run_args, build_pretraining_trainer
+from ..models.videomae import load_videomae_checkpoint, resolve_finetune_name
+from .common import add_optimisation_args, add_run_args, build_pretraining_trainer
 
 
 def add_videomae_pretraining_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -37,21 +39,6 @@ def add_videomae_pretraining_args(parser: argparse.ArgumentParser) -> argparse.A
     g.add_argument("--normlize_target", default=True, type=lambda s: str(s).lower() in ("1", "true", "yes"))
     g.add_argument("--with_checkpoint", action="store_true", help="gradient checkpointing")
     g.add_argument("--resume_from", default="", help="initialise from a VideoMAE pretraining checkpoint")
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--batch_size", default=64, type=int)
-    g.add_argument("--epochs", default=800, type=int)
-    g.add_argument("--update_freq", default=1, type=int)
-    g.add_argument("--max_updates_per_epoch", default=None, type=int)
-    g.add_argument("--save_ckpt_freq", default=50, type=int)
-    g.add_argument("--steps_per_print", default=10, type=int)
-    g.add_argument("--opt", default="adamw")
-    g.add_argument("--opt_betas", default=[0.9, 0.95], type=float, nargs="+")
-    g.add_argument("--clip_grad", default=None, type=float)
-    g.add_argument("--weight_decay", default=0.05, type=float)
-    g.add_argument("--lr", default=1.5e-4, type=float, help="for a global batch of 256")
-    g.add_argument("--warmup_lr", default=1e-6, type=float)
-    g.add_argument("--min_lr", default=1e-5, type=float)
-    g.add_argument("--warmup_epochs", default=40, type=float)
     g = parser.add_argument_group("data")
     g.add_argument("--data_path", required=True, help="list file of training videos")
     g.add_argument("--prefix", default="")
@@ -59,7 +46,17 @@ def add_videomae_pretraining_args(parser: argparse.ArgumentParser) -> argparse.A
     g.add_argument("--num_frames", default=16, type=int)
     g.add_argument("--sampling_rate", default=4, type=int)
     g.add_argument("--video_backend", default="auto")
-    g.add_argument("--num_workers", default=10, type=int)
+    add_optimisation_args(
+        parser,
+        batch_size=64,
+        epochs=800,
+        save_ckpt_freq=50,
+        opt_betas=[0.9, 0.95],
+        lr=1.5e-4,
+        min_lr=1e-5,
+        warmup_epochs=40,
+        num_workers=10,
+    )
     return add_run_args(parser)
 
 
@@ -122,12 +119,12 @@ def run_videomae_pretraining(args) -> list[dict]:
     patch = model.patch_embed.patch_size[0]
     tubelet = model.patch_embed.tubelet_size
     window = (args.num_frames // tubelet, args.input_size // patch, args.input_size // patch)
-    masks = MASK_GENERATORS[args.mask_type](window, args.mask_ratio)
+    masks = build_mask_generator(args.mask_type, window, args.mask_ratio)
     dataset = build_pretraining_dataset(args)
     if is_main_process():
         print(f"{args.model}: {masks}; {len(dataset)} videos", flush=True)
     step = mae_step_fn(masks, patch, tubelet, args.normlize_target, seed=args.seed + dist.rank)
-    return build_pretraining_trainer(args, model, dataset, step, dist, betas=args.opt_betas).fit()
+    return build_pretraining_trainer(args, model, dataset, step, dist).fit()
 
 
 def add_videomae_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -166,3 +163,32 @@ def build_finetune_model(args) -> torch.nn.Module:
 
 def load_finetune_pretrained(model: torch.nn.Module, path: str, args) -> None:
     load_videomae_checkpoint(model, path, model_key=args.model_key)
+
+
+def add_videomae_linear_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Linear probing (the original's ``run_class_linear.py``): fine-tuning's model and
+    classification arguments, with linear-probing defaults (SGD on the head, no layer decay, no
+    mixup / cutmix / label smoothing / RandAugment / erasing, no drop-path)."""
+    add_classification_args(add_videomae_finetune_args(parser))
+    parser.set_defaults(
+        drop_path=0.0,
+        opt="sgd",
+        lr=0.1,
+        weight_decay=0.0,
+        layer_decay=1.0,
+        mixup=0.0,
+        cutmix=0.0,
+        smoothing=0.0,
+        aa="none",
+        reprob=0.0,
+    )
+    return parser
+
+
+def build_linear_probe_model(args) -> torch.nn.Module:
+    """The fine-tuning ViT with every parameter but the classifier ``head`` frozen: the probe reads
+    the pooled (mean + ``fc_norm``) feature of the pretrained encoder."""
+    model = build_finetune_model(args)
+    model.requires_grad_(False)
+    model.head.requires_grad_(True)
+    return model

@@ -5,9 +5,11 @@ Input: a JSON file holding either ``{task: [item, ...]}`` or a list of items eac
 "answer"}`` where ``answer`` is the text of the correct candidate (a letter such as ``"B"`` or an
 ``answer_idx`` also works); optional ``"start"``/``"end"`` seconds are not used for sampling.
 
-The prompt follows InternVL's MVBench evaluation: a system message asking to watch carefully,
-then ``Question: ...\\nOptions:\\n(A) ...\\n(B) ...`` and ``Only give the best option.``; the
-generated text is parsed for an option letter (:func:`parse_option`).
+The prompt is InternVL's ``internvl_chat/eval/mvbench/evaluate_mvbench.py`` (checked against the
+source): in the user turn, after the ``Frame{i}: <image>`` lines, the "Carefully watch the video..."
+instruction and a blank line, then ``Question: ...\\nOptions:\\n(A) ...\\n(B) ...`` and
+``\\nOnly give the best option.``; the system message stays the template's. The generated text is
+parsed for an option letter (:func:`parse_option`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-MVBENCH_SYSTEM = (
+MVBENCH_PROMPT = (
     "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
     "movement of objects, and the action and pose of persons. Based on your observations, select the best "
     "option that accurately addresses the question.\n"
@@ -86,8 +88,8 @@ def load_mcq(path: str | os.PathLike, video_root: str | os.PathLike | None = Non
 
 
 def format_question(item: MCQItem) -> str:
-    """``Question: q\\nOptions:\\n(A) c0\\n...`` followed by the answer prompt."""
-    lines = [f"Question: {item.question}", "Options:"]
+    """The instruction, a blank line, ``Question: q\\nOptions:\\n(A) c0\\n...`` and the answer prompt."""
+    lines = [MVBENCH_PROMPT, f"Question: {item.question}", "Options:"]
     lines += [f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(item.candidates)]
     return "\n".join(lines) + "\n" + ANSWER_PROMPT
 

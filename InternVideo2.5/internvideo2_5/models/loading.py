@@ -20,6 +20,7 @@ from internvideo2_5.constants import IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START
 from internvideo2_5.conversation import get_template
 from internvideo2_5.models.convert import hf_to_released, released_to_hf
 from internvideo2_5.models.internvideo2_5 import InternVideo2_5ForConditionalGeneration, build_hf_config
+from internvideo2_5.tokenizer import load_sentencepiece_tokenizer
 from ivtools.checkpoint import load_state_dict_file, save_state_dict_file
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -31,12 +32,9 @@ def load_tokenizer(path: str | os.PathLike, template: str = "internvl2_5") -> Pr
     if (path / "tokenizer.json").is_file():
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
     elif (path / "tokenizer.model").is_file():
-        raise FileNotFoundError(
-            f"{path} has a sentencepiece tokenizer.model but no tokenizer.json; convert it once where "
-            "sentencepiece is installed: LlamaTokenizer.from_pretrained(dir).save_pretrained(dir)"
-        )
+        tokenizer = load_sentencepiece_tokenizer(path)
     else:
-        raise FileNotFoundError(f"{path}: no tokenizer.json")
+        raise FileNotFoundError(f"{path}: neither tokenizer.json nor a sentencepiece tokenizer.model")
     needed = [IMG_START_TOKEN, IMG_END_TOKEN, IMG_CONTEXT_TOKEN, get_template(template).stop_token]
     vocab = tokenizer.get_vocab()
     missing = [t for t in needed if t not in vocab]
@@ -101,11 +99,15 @@ def save_released(
     path: str | os.PathLike,
     tokenizer: PreTrainedTokenizerBase | None = None,
     max_shard_bytes: int = 5 * 1024**3,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``config.json``, safetensors shards + index in the released key layout, and the tokenizer."""
+    """Write ``config.json``, safetensors shards + index in the released key layout, and the tokenizer.
+
+    ``state_dict`` (transformers keys) replaces ``model.state_dict()``, e.g. weights with LoRA merged.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    released = hf_to_released(model.state_dict(), config)
+    released = hf_to_released(model.state_dict() if state_dict is None else state_dict, config)
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for key, tensor in released.items():

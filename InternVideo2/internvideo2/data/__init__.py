@@ -3,8 +3,6 @@
 from .k710 import k710_head_indices, remap_k710_head
 from .masking import (
     MASK_TYPES,
-    RandomMaskingGenerator,
-    TubeMaskingGenerator,
     attention_guided_mask,
     build_mask_generator,
     with_cls_column,
@@ -16,8 +14,6 @@ __all__ = [
     "MultiScaleCrop",
     "PretrainRecord",
     "PretrainVideoDataset",
-    "RandomMaskingGenerator",
-    "TubeMaskingGenerator",
     "attention_guided_mask",
     "build_mask_generator",
     "k710_head_indices",

@@ -5,20 +5,21 @@ Everything else (data, augmentation, optimizer, DeepSpeed, resume, multi-view te
 ``run_linear_probing.py`` pass it :func:`build_model` (or :func:`build_probing_model`) and
 :func:`load_pretrained`.
 
-Loading a checkpoint follows the original ``run_finetuning.py``: the state dict is taken from
-``--model_key`` (``model|module``), a 710-way Kinetics head is cut or remapped to ``--nb_classes``
-(:mod:`internvideo2.data.k710`), ``backbone.``/``encoder.`` prefixes are removed, 2D patch
-weights are inflated to the model's tubelet, and position tables are resampled from the
-checkpoint's grid (``--orig_t_size`` frames) to the model's. The load is non-strict, and what
-was missing, unexpected or of the wrong shape is printed and returned.
+Loading a checkpoint follows the original ``run_finetuning.py`` through the package's one loader,
+:func:`internvideo2.models.load_checkpoint`: the state dict is taken from ``--model_key``
+(``model|module``), restricted to ``--model_prefix``, overridden by ``--finetune_extra``'s
+``vision_encoder.`` tensors, and a 710-way Kinetics head is cut or remapped to ``--nb_classes``
+(:mod:`internvideo2.data.k710`) or dropped (``--delete_head``); the loader then removes wrapper
+prefixes and alignment heads, inflates 2D patch weights to the model's tubelet (``--center_init``)
+and resamples position tables from the checkpoint's grid (``--orig_t_size`` frames). The load is
+non-strict, and what was re-initialised, dropped or resized is printed and returned.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-from dataclasses import dataclass, field
+from functools import partial
 
 import timm
 import torch
@@ -26,7 +27,8 @@ from torch import nn
 
 import internvideo2.models  # noqa: F401 - registers the model factories with timm
 from internvideo2.data.k710 import K710_CLASSES, k710_head_indices, remap_k710_head
-from ivtools.checkpoint import interpolate_pos_embed, load_state_dict_file, strip_prefix, unwrap_state_dict
+from internvideo2.models.loading import LoadReport, load_checkpoint, strip_wrappers, to_encoder_state_dict
+from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
 from ivtools.distributed import is_main_process
 from ivtools.train.classification import add_classification_args
 
@@ -113,143 +115,52 @@ def build_model(args) -> nn.Module:
     return timm.create_model(args.model, pretrained=False, **kwargs)
 
 
-@dataclass
-class LoadReport:
-    """What :func:`load_pretrained` did not load, by reason."""
-
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)  # "key: checkpoint shape -> model shape"
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self, path: str) -> str:
-        lines = [f"loaded {path}"] + [f"  {n}" for n in self.notes]
-        for name, keys in (
-            ("missing in checkpoint (kept at init)", self.missing),
-            ("unexpected in checkpoint (ignored)", self.unexpected),
-            ("shape mismatch (kept at init)", self.mismatched),
-        ):
-            if keys:
-                lines.append(f"  {name}: {len(keys)}: {', '.join(keys)}")
-        return "\n".join(lines)
-
-
-def inflate_patch_weight(weight_2d: torch.Tensor, tubelet: int, center: bool = False) -> torch.Tensor:
-    """``(D, C, H, W)`` image patch weights -> ``(D, C, tubelet, H, W)`` video patch weights.
-
-    ``center`` puts the 2D kernel in the middle frame (zeros elsewhere); otherwise it is spread
-    evenly over the frames, so a static clip gives the image model's response either way.
-    """
-    if center:
-        weight = weight_2d.new_zeros(*weight_2d.shape[:2], tubelet, *weight_2d.shape[2:])
-        weight[:, :, tubelet // 2] = weight_2d
-        return weight
-    return weight_2d.unsqueeze(2).repeat(1, 1, tubelet, 1, 1) / tubelet
-
-
-def _model_grid(model: nn.Module) -> tuple[int, int, int]:
-    grid = getattr(model, "grid_size", None) or model.patch_embed.grid_size
-    return tuple(int(g) for g in grid)
-
-
-def _resample_pos_tables(sd: dict, model: nn.Module, orig_t: int, report: LoadReport) -> None:
-    grid_t, grid_h, grid_w = _model_grid(model)
-    model_sd = model.state_dict()
-    if "pos_embed" in sd and "pos_embed" in model_sd:
-        table = sd["pos_embed"]
-        extra = model_sd["pos_embed"].shape[1] - grid_t * grid_h * grid_w
-        per_frame = (table.shape[1] - extra) / orig_t
-        side = math.isqrt(int(per_frame))
-        if per_frame != side * side:
-            raise ValueError(
-                f"checkpoint pos_embed {tuple(table.shape)} is not {extra} + {orig_t} frames x a square "
-                "grid; set --orig_t_size to the frame count it was trained with"
-            )
-        if (orig_t, side, side) != (grid_t, grid_h, grid_w):
-            sd["pos_embed"] = interpolate_pos_embed(
-                table, extra, (orig_t, side, side), (grid_t, grid_h, grid_w)
-            )
-            report.notes.append(
-                f"pos_embed resampled from {(orig_t, side, side)} to {(grid_t, grid_h, grid_w)}"
-            )
-    if "pos_embed_temporal" in sd and "pos_embed_temporal" in model_sd:
-        old_t = sd["pos_embed_temporal"].shape[1]
-        if old_t != grid_t:
-            sd["pos_embed_temporal"] = interpolate_pos_embed(
-                sd["pos_embed_temporal"], 0, (old_t, 1, 1), (grid_t, 1, 1)
-            )
-            report.notes.append(f"pos_embed_temporal resampled from {old_t} to {grid_t} frames")
-    if "pos_embed_spatial" in sd and "pos_embed_spatial" in model_sd:
-        side = math.isqrt(sd["pos_embed_spatial"].shape[1])
-        if (side, side) != (grid_h, grid_w):
-            sd["pos_embed_spatial"] = interpolate_pos_embed(
-                sd["pos_embed_spatial"], 0, (side, side), (grid_h, grid_w)
-            )
-            report.notes.append(f"pos_embed_spatial resampled from {side}x{side} to {grid_h}x{grid_w}")
-
-
-def prepare_checkpoint(sd: dict[str, torch.Tensor], model: nn.Module, args, report: LoadReport) -> dict:
-    """Apply the original's fine-tuning conversions to a raw state dict (see the module doc)."""
+def _finetune_edits(sd: dict[str, torch.Tensor], args, notes: list[str]) -> dict[str, torch.Tensor]:
+    """The original's fine-tuning options, applied before the loader's own conversions."""
     if args.model_prefix:
         sd = {k[len(args.model_prefix) :]: v for k, v in sd.items() if k.startswith(args.model_prefix)}
         if not sd:
             raise KeyError(f"no checkpoint key starts with --model_prefix {args.model_prefix!r}")
-    # Prefixes go first so that a wrapped head ("encoder.head.weight") is recognised too.
-    sd = strip_prefix(strip_prefix(sd, "backbone."), "encoder.")
-    if "head.weight" in sd:
-        if args.delete_head:
-            sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
-            report.notes.append("head removed (--delete_head)")
-        elif sd["head.weight"].shape[0] == K710_CLASSES and args.nb_classes != K710_CLASSES:
-            indices = k710_head_indices(
-                args.nb_classes,
-                getattr(args, "k710_label_list", None),
-                getattr(args, "target_label_list", None),
-            )
-            sd = remap_k710_head(sd, indices)
-            report.notes.append(f"K710 head mapped to {args.nb_classes} classes")
-    tubelet = model.patch_embed.proj.weight.shape[2]
-    patch = sd.get("patch_embed.proj.weight")
-    if patch is not None and patch.ndim == 5 and patch.shape[2] == 1 and tubelet > 1:
-        sd["patch_embed.proj.weight"] = inflate_patch_weight(patch[:, :, 0], tubelet, center=args.center_init)
-        report.notes.append(f"patch_embed inflated to tubelet {tubelet} (center={args.center_init})")
-    _resample_pos_tables(sd, model, args.orig_t_size, report)
+    # Wrappers go first so that a wrapped head ("encoder.head.weight") is recognised too.
+    sd = strip_wrappers(sd)
+    extra = getattr(args, "finetune_extra", "")
+    if extra:
+        # A stage-2 multi-modality checkpoint: its vision_encoder.* tensors override the first's.
+        extra_sd = strip_wrappers(unwrap_state_dict(load_state_dict_file(extra), args.model_key))
+        if not any(k.startswith("vision_encoder.") for k in extra_sd):
+            raise KeyError(f"{extra}: no 'vision_encoder.' keys to take from --finetune_extra")
+        vision = to_encoder_state_dict(extra_sd)
+        sd = {**sd, **vision}
+        notes.append(f"{len(vision)} tensors from {extra}")
+    if "head.weight" in sd and args.delete_head:
+        sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
+        notes.append("head removed (--delete_head)")
+    elif (
+        "head.weight" in sd and sd["head.weight"].shape[0] == K710_CLASSES and args.nb_classes != K710_CLASSES
+    ):
+        indices = k710_head_indices(
+            args.nb_classes, getattr(args, "k710_label_list", None), getattr(args, "target_label_list", None)
+        )
+        sd = remap_k710_head(sd, indices)
+        notes.append(f"K710 head mapped to {args.nb_classes} classes")
     return sd
 
 
 def load_pretrained(model: nn.Module, path: str, args) -> LoadReport:
     """Initialise ``model`` from the checkpoint at ``path`` (``--finetune``); returns the report."""
-    report = LoadReport()
-    sd = unwrap_state_dict(load_state_dict_file(path), args.model_key)
-    extra = getattr(args, "finetune_extra", "")
-    if extra:
-        # A stage-2 multi-modality checkpoint: its vision_encoder.* tensors override the first's.
-        extra_sd = unwrap_state_dict(load_state_dict_file(extra), args.model_key)
-        vision = {
-            k[len("vision_encoder.") :]: v for k, v in extra_sd.items() if k.startswith("vision_encoder.")
-        }
-        if not vision:
-            raise KeyError(f"{extra}: no 'vision_encoder.' keys to take from --finetune_extra")
-        sd.update(vision)
-        report.notes.append(f"{len(vision)} tensors from {extra}")
-    sd = prepare_checkpoint(sd, model, args, report)
-    model_sd = model.state_dict()
-    loadable = {}
-    for key, value in sd.items():
-        if key not in model_sd:
-            report.unexpected.append(key)
-        elif model_sd[key].shape != value.shape:
-            report.mismatched.append(f"{key}: {tuple(value.shape)} -> {tuple(model_sd[key].shape)}")
-        else:
-            loadable[key] = value
-    report.missing = [k for k in model_sd if k not in sd]
-    if not loadable:
-        raise ValueError(
-            f"{path}: no tensor matches the model {args.model} (check --model_key / --model_prefix)"
-        )
-    model.load_state_dict(loadable, strict=False)
+    notes: list[str] = []
+    report = load_checkpoint(
+        model,
+        path,
+        model_key=args.model_key,
+        orig_t_size=args.orig_t_size,
+        strict=False,
+        center_init=args.center_init,
+        edit=partial(_finetune_edits, args=args, notes=notes),
+    )
+    report.notes = notes
     if is_main_process():
-        print(report.summary(path), flush=True)
+        print(f"loaded {path}: {report}", flush=True)
     return report
 
 

@@ -28,19 +28,20 @@ from internvideo2.data.masking import MASK_TYPES, build_mask_generator
 from internvideo2.data.pretrain_dataset import PretrainVideoDataset, read_pretrain_list
 from internvideo2.engine.finetune import FUSED_FLAGS, fused_flag_kwargs
 from internvideo2.engine.pretrain import MaskedDistillationConfig, masked_distillation_step_fn
-from ivtools.checkpoint import load_state_dict_file, strip_prefix, unwrap_state_dict
+from internvideo2.models import LoadReport, load_checkpoint, released_conversion
 from ivtools.data import build_loader
 from ivtools.distributed import init_distributed, is_main_process
-from ivtools.train import (
-    Trainer,
-    TrainerConfig,
-    build_lr_scheduler,
-    build_optimizer,
-    scale_lr,
-    updates_per_epoch,
+from ivtools.train import Trainer
+from ivtools.train.compile import compile_blocks
+from ivtools.train.setup import (
+    backend_from_args,
+    global_batch_size,
+    optimizer_from_args,
+    schedules_from_args,
+    seed_everything,
+    trainer_config_from_args,
+    updates_per_epoch_or_fail,
 )
-from ivtools.train.optim import WeightDecaySchedule
-from ivtools.train.setup import backend_from_args, seed_everything
 
 # The original's teacher weight files, relative to $INTERNVIDEO2_MODEL_PATH.
 TEACHER_FILES = {
@@ -160,6 +161,7 @@ def add_pretrain_args(parser: argparse.ArgumentParser, distill: bool) -> argpars
     g.add_argument("--zero_stage", default=0, type=int)
     g.add_argument("--bf16", action="store_true")
     g.add_argument("--fp16", action="store_true")
+    g.add_argument("--compile", action="store_true", help="torch.compile each student block (faster on GPU)")
     return parser
 
 
@@ -213,7 +215,12 @@ def build_student(args) -> nn.Module:
 
 def _teacher_factories() -> dict:
     # Teachers are plain factories, not timm models: they are never fine-tuned or listed.
-    from internvideo2.models import internvl_clip_6b, teacher_internvideo2_1B, videomae_g14
+    from internvideo2.models import (
+        internvl_clip_6b,
+        teacher_internvideo2_1B,
+        teacher_internvideo2_6B,
+        videomae_g14,
+    )
 
     return {
         "internvl_clip_6b": internvl_clip_6b,
@@ -222,6 +229,7 @@ def _teacher_factories() -> dict:
         # Stage-1 and stage-2 1B teachers share the architecture; only the weights differ.
         "teacher_internvideo2_1B": teacher_internvideo2_1B,
         "teacher_internvideo2_stage2_1B": teacher_internvideo2_1B,
+        "teacher_internvideo2_6B": teacher_internvideo2_6B,
     }
 
 
@@ -249,15 +257,12 @@ def _teacher_checkpoint(name: str, explicit: str | None, random_ok: bool) -> str
     )
 
 
-def load_teacher_weights(teacher: nn.Module, path: str) -> None:
-    """Strict load of a teacher checkpoint (``model``/``module`` wrappers, ``encoder.`` prefix removed)."""
-    sd = strip_prefix(unwrap_state_dict(load_state_dict_file(path)), "encoder.")
-    result = teacher.load_state_dict(sd, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise KeyError(
-            f"{path} does not fit the teacher: missing {result.missing_keys[:5]}, "
-            f"unexpected {result.unexpected_keys[:5]}"
-        )
+def load_teacher_weights(teacher: nn.Module, path: str) -> LoadReport:
+    """Strict load of a teacher checkpoint in its released layout (see :func:`released_conversion`)."""
+    report = load_checkpoint(teacher, path, edit=released_conversion(teacher))
+    if is_main_process():
+        print(f"teacher {type(teacher).__name__} <- {path}: {report}", flush=True)
+    return report
 
 
 def build_teachers(args) -> tuple[nn.Module, nn.Module | None]:
@@ -355,36 +360,13 @@ def run_pretraining(args) -> list[dict]:
         seed=args.seed,
         pin_memory=args.pin_mem,
     )
-    global_batch = args.batch_size * args.update_freq * dist.world_size * args.num_sample
-    optimizer = build_optimizer(
-        student,
-        args.opt,
-        lr=scale_lr(args.lr, global_batch),
-        weight_decay=args.weight_decay,
-        eps=args.opt_eps,
-        betas=args.opt_betas,
-        momentum=args.momentum,
-    )
+    if args.compile:
+        compile_blocks(student)
+    global_batch = global_batch_size(args, dist)
+    optimizer = optimizer_from_args(args, student, global_batch)
     backend = backend_from_args(args, student, optimizer, dist)
-    per_epoch = updates_per_epoch(loader, args.update_freq, args.max_updates_per_epoch)
-    if per_epoch == 0:
-        raise ValueError(
-            f"{len(dataset)} videos give no full batch of {args.batch_size} x {args.update_freq} "
-            f"accumulation steps on {dist.world_size} rank(s)"
-        )
-    warmup = args.warmup_steps if args.warmup_steps > 0 else args.warmup_epochs * per_epoch
-    scheduler = build_lr_scheduler(
-        optimizer,
-        total_steps=args.epochs * per_epoch,
-        warmup_steps=warmup,
-        min_lr=scale_lr(args.min_lr, global_batch),
-        warmup_lr=scale_lr(args.warmup_lr, global_batch),
-    )
-    wd_schedule = (
-        WeightDecaySchedule(optimizer, args.weight_decay, args.weight_decay_end, args.epochs * per_epoch)
-        if args.weight_decay_end is not None
-        else None
-    )
+    per_epoch = updates_per_epoch_or_fail(loader, args, dist)
+    scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
     if is_main_process():
         trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
         print(
@@ -392,15 +374,7 @@ def run_pretraining(args) -> list[dict]:
             f"mask {args.mask_type} {args.mask_ratio}; global batch {global_batch}",
             flush=True,
         )
-    cfg = TrainerConfig(
-        epochs=args.epochs,
-        output_dir=args.output_dir or None,
-        accumulation=args.update_freq,
-        max_updates_per_epoch=args.max_updates_per_epoch,
-        log_every=args.steps_per_print,
-        save_every=args.save_ckpt_freq,
-        resume=args.resume or ("auto" if args.auto_resume and args.output_dir else ""),
-    )
+    cfg = trainer_config_from_args(args)
     step = masked_distillation_step_fn(clip_teacher, mae_teacher, distillation_config(args))
     trainer = Trainer(backend, loader, step, cfg, dist, lr_scheduler=scheduler, wd_schedule=wd_schedule)
     return trainer.fit()

@@ -220,17 +220,24 @@ def convert_stage2_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch
     return {k: v for k, v in state.items() if not k.endswith("embeddings.position_ids")}
 
 
+def _read_state_dict(path: Path) -> dict:
+    from ivtools.checkpoint import consolidate_zero_checkpoint, load_state_dict_file, unwrap_state_dict
+
+    if path.is_dir() and (any(path.glob("mp_rank_*_model_states.pt")) or (path / "latest").is_file()):
+        return consolidate_zero_checkpoint(path)
+    return unwrap_state_dict(load_state_dict_file(path), "model|module")
+
+
 def load_checkpoint(
     model: torch.nn.Module, path: str | Path, strict: bool = True
 ) -> tuple[list[str], list[str]]:
-    """Load a stage-2 checkpoint (``model``/``module`` wrappers, released key layout).
+    """Load a stage-2 checkpoint (``model``/``module`` wrappers, released key layout), or the
+    DeepSpeed checkpoint folder a ``deepspeed.enable`` run wrote (consolidated to fp32 weights).
 
     Without the MLM head (``is_pretrain=False``) the ``text_encoder.cls.*`` keys are skipped and the
     ``text_encoder.bert.`` prefix is mapped onto the bare BERT. Returns ``(missing, unexpected)``.
     """
-    from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
-
-    state = convert_stage2_state_dict(unwrap_state_dict(load_state_dict_file(path), "model|module"))
+    state = convert_stage2_state_dict(_read_state_dict(Path(path)))
     own = model.state_dict()
     if not any(k.startswith("text_encoder.cls.") for k in own):
         state = {k: v for k, v in state.items() if not k.startswith("text_encoder.cls.")}

@@ -155,7 +155,7 @@ def load_media(
     if record.media_type == "image":
         try:
             with Image.open(record.path) as img:
-                frame = np.asarray(img.convert("RGB"))
+                frame = np.array(img.convert("RGB"))  # writable: torch shares its memory
         except OSError as err:
             raise VideoReadError(record.path, f"cannot read image: {err}") from err
         return torch.from_numpy(frame).permute(2, 0, 1)[None]

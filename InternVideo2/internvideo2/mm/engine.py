@@ -8,15 +8,17 @@ through :class:`ivtools.train.Trainer`); ``run_retrieval(cfg)`` is ``tasks/retri
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from internvideo2.mm.build import build_model, build_tokenizer, load_checkpoint
-from internvideo2.mm.config import ConfigError, optional, require
+from internvideo2.mm.config import SOURCE_KEY, ConfigError, optional, require
 from internvideo2.mm.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -28,12 +30,16 @@ from internvideo2.mm.data import (
     test_transform,
     train_transform,
 )
-from internvideo2.mm.retrieval import evaluate_retrieval
+from internvideo2.mm.retrieval import FRAME_ENSEMBLES, evaluate_retrieval
 from ivtools.data import build_loader
 from ivtools.distributed import DistInfo, init_distributed
-from ivtools.train import NativeBackend, Trainer, TrainerConfig, build_lr_scheduler, build_optimizer
-from ivtools.train.setup import seed_everything
-from ivtools.train.trainer import updates_per_epoch
+from ivtools.train import Trainer, build_lr_scheduler, build_optimizer
+from ivtools.train.setup import (
+    backend_from_args,
+    seed_everything,
+    trainer_config_from_args,
+    updates_per_epoch_or_fail,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +120,21 @@ def build_test_sets(cfg: DictConfig, tokenizer) -> dict[str, tuple[RetrievalData
     return out
 
 
+def frame_ensemble(cfg: DictConfig) -> str:
+    """``evaluation.eval_frame_ensemble`` (``concat`` unless set), checked."""
+    ensemble = str(optional(cfg, "evaluation.eval_frame_ensemble", "concat"))
+    if ensemble not in FRAME_ENSEMBLES:
+        source = optional(cfg, SOURCE_KEY, "<unknown file>")
+        raise ConfigError(
+            f"config key 'evaluation.eval_frame_ensemble' in {source} must be one of {FRAME_ENSEMBLES}, "
+            f"got {ensemble!r}"
+        )
+    return ensemble
+
+
 def evaluate_test_sets(model, test_sets: dict, cfg: DictConfig, device) -> dict[str, float]:
     """Flat ``{<set>_<itc|dsl|itm>/<metric>: value}`` over all test sets."""
+    ensemble = frame_ensemble(cfg)
     flat = {}
     for name, (dataset, tokenize) in test_sets.items():
         loader = build_loader(
@@ -132,6 +151,7 @@ def evaluate_test_sets(model, test_sets: dict, cfg: DictConfig, device) -> dict[
             device,
             k_test=int(optional(cfg, "evaluation.k_test", 128)),
             use_itm=not optional(cfg, "evaluation.eval_x_only", False),
+            ensemble=ensemble,
         )
         for kind, metrics in results.items():
             for key, value in metrics.items():
@@ -159,6 +179,61 @@ def _precision(cfg: DictConfig) -> str:
     return "bf16" if optional(cfg, "use_bf16", True) else "fp16"
 
 
+def training_args(cfg: DictConfig) -> argparse.Namespace:
+    """The config's training keys under the argument names :mod:`ivtools.train.setup` reads.
+
+    ``deepspeed.enable`` / ``deepspeed.stage`` pick DeepSpeed ZeRO, ``use_half_precision`` /
+    ``use_bf16`` the precision, ``optimizer.max_grad_norm`` (<= 0: off) the clipping, as the
+    original. DeepSpeed's micro-batch is the video batch size (its only use is logging).
+    """
+    precision = _precision(cfg)
+    clip = float(optional(cfg, "optimizer.max_grad_norm", -1))
+    sizes = OmegaConf.to_container(require(cfg, "inputs.batch_size"), resolve=True)
+    return argparse.Namespace(
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        clip_grad=clip if clip > 0 else None,
+        update_freq=1,
+        batch_size=int(sizes.get("video", next(iter(sizes.values())))),
+        enable_deepspeed=bool(optional(cfg, "deepspeed.enable", False)),
+        zero_stage=int(optional(cfg, "deepspeed.stage", 1)),
+        # Frozen towers and disabled heads leave parameters without gradients under DDP.
+        find_unused_parameters=bool(optional(cfg, "model.find_unused_parameters", False)),
+        epochs=int(require(cfg, "scheduler.epochs")),
+        output_dir=optional(cfg, "output_dir", None),
+        max_updates_per_epoch=optional(cfg, "max_iters_per_epoch", None),
+        steps_per_print=int(optional(cfg, "log_freq", 100)),
+        save_ckpt_freq=1,
+        auto_resume=bool(optional(cfg, "auto_resume", False)),
+    )
+
+
+def build_lr_schedule(cfg: DictConfig, optimizer, per_epoch: int):
+    """Cosine to ``lr * scheduler.min_lr_multi`` after ``scheduler.warmup_epochs`` of linear warmup.
+
+    The original's multi-modality schedule: no lr scaling with the batch size, hence not
+    :func:`ivtools.train.setup.schedules_from_args`.
+    """
+    return build_lr_scheduler(
+        optimizer,
+        total_steps=int(require(cfg, "scheduler.epochs")) * per_epoch,
+        warmup_steps=int(float(optional(cfg, "scheduler.warmup_epochs", 0)) * per_epoch),
+        min_lr=float(require(cfg, "optimizer.lr")) * float(optional(cfg, "scheduler.min_lr_multi", 0.01)),
+    )
+
+
+def build_mm_optimizer(cfg: DictConfig, model) -> torch.optim.Optimizer:
+    """The ``optimizer`` section as is (the original does not scale the lr with the batch size)."""
+    opt = require(cfg, "optimizer")
+    return build_optimizer(
+        model,
+        opt=str(opt.opt),
+        lr=float(opt.lr),
+        weight_decay=float(opt.weight_decay),
+        betas=tuple(opt.get("opt_betas", (0.9, 0.999))),
+    )
+
+
 def run_pretrain(cfg: DictConfig) -> list[dict]:
     """Stage-2 training; returns the per-epoch records (losses and retrieval metrics)."""
     dist = init_distributed(str(optional(cfg, "device", "cuda" if torch.cuda.is_available() else "cpu")))
@@ -171,46 +246,16 @@ def run_pretrain(cfg: DictConfig) -> list[dict]:
             "loaded %s; missing %d, unexpected %d", cfg.pretrained_path, len(missing), len(unexpected)
         )
     loader = build_train_loader(cfg, tokenizer, dist.world_size)
-    opt = require(cfg, "optimizer")
-    optimizer = build_optimizer(
-        model,
-        opt=str(opt.opt),
-        lr=float(opt.lr),
-        weight_decay=float(opt.weight_decay),
-        betas=tuple(opt.get("opt_betas", (0.9, 0.999))),
-    )
-    epochs = int(require(cfg, "scheduler.epochs"))
-    max_updates = optional(cfg, "max_iters_per_epoch", None)
-    per_epoch = updates_per_epoch(loader, 1, max_updates)
-    scheduler = build_lr_scheduler(
-        optimizer,
-        total_steps=epochs * per_epoch,
-        warmup_steps=int(float(optional(cfg, "scheduler.warmup_epochs", 0)) * per_epoch),
-        min_lr=float(opt.lr) * float(optional(cfg, "scheduler.min_lr_multi", 0.01)),
-    )
-    clip = float(opt.get("max_grad_norm", -1))
-    backend = NativeBackend(
-        model,
-        optimizer,
-        dist,
-        _precision(cfg),
-        clip_grad=clip if clip > 0 else None,
-        # Frozen towers and disabled heads leave parameters without gradients under DDP.
-        find_unused_parameters=bool(optional(cfg, "model.find_unused_parameters", False)),
-    )
+    args = training_args(cfg)
+    optimizer = build_mm_optimizer(cfg, model)
+    scheduler = build_lr_schedule(cfg, optimizer, updates_per_epoch_or_fail(loader, args, dist))
+    backend = backend_from_args(args, model, optimizer, dist)
     test_sets = build_test_sets(cfg, tokenizer) if optional(cfg, "test_file", None) else {}
     trainer = Trainer(
         backend,
         loader,
         stage2_step,
-        TrainerConfig(
-            epochs=epochs,
-            output_dir=optional(cfg, "output_dir", None),
-            max_updates_per_epoch=max_updates,
-            log_every=int(optional(cfg, "log_freq", 100)),
-            resume="auto" if optional(cfg, "auto_resume", False) else "",
-            tensorboard=False,
-        ),
+        replace(trainer_config_from_args(args), tensorboard=False),
         dist,
         lr_scheduler=scheduler,
         evaluate_fn=(lambda m: evaluate_test_sets(m, test_sets, cfg, dist.device)) if test_sets else None,

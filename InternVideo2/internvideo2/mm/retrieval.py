@@ -6,6 +6,14 @@ video, its ``k_test`` most similar captions, and for every caption its ``k_test`
 videos, with the matching head on the fusion encoder; pairs outside the top-k get -100, as in
 the original.
 
+``eval_frame_ensemble="concat"`` (the released recipes) encodes a test video as one clip.
+``mean`` / ``max`` / ``lse`` encode each of its frames as a one-frame clip (the original's
+single-frame ensembles, inherited from UMT): the dual-encoder score is the mean of the per-frame
+cosine similarities (the original's ``get_sim``), the matching-head score the mean, max or
+log-sum-exp of the per-frame matching scores. Test sets of ``audio_video`` entries are scored
+with the audio-visual embedding (``av_fusion`` of the audio and vision projections) and
+re-ranked by the audio-visual matching head (``avtm_head``) on the audio and vision tokens.
+
 Ranks are 0-based positions in a descending sort where ties keep the lower index first; with
 several ground-truth items (a video's many captions), a query's rank is its best one.
 """
@@ -93,16 +101,50 @@ def _cat(parts: list) -> torch.Tensor | None:
     return None if parts[0] is None else torch.cat(parts)
 
 
+FRAME_ENSEMBLES = ("concat", "mean", "max", "lse")
+
+
+def aggregate_clips(scores: torch.Tensor, method: str) -> torch.Tensor:
+    """Combine per-clip scores ``(clips, K)`` into ``(K,)`` (``concat``: the single clip's)."""
+    if method in ("concat", "mean"):
+        return scores.mean(0)
+    if method == "max":
+        return scores.max(0).values
+    if method == "lse":
+        return torch.logsumexp(scores, 0)
+    raise ValueError(f"evaluation.eval_frame_ensemble must be one of {FRAME_ENSEMBLES}, got {method!r}")
+
+
+def _media_features(model, batch: dict, device, ensemble: str):
+    """``(tokens (B, clips, N, D), embeddings (B, clips, E))`` of one test batch."""
+    video = batch["video"].to(device)
+    if "audio" in batch and hasattr(model, "get_av_feat"):
+        if ensemble != "concat":
+            raise ValueError(
+                f"audio-visual test sets support eval_frame_ensemble='concat' only, got {ensemble!r}"
+            )
+        feats, emb = model.get_av_feat(video, batch["audio"].to(device))
+        return feats[:, None], emb[:, None]
+    if ensemble == "concat":
+        feats, emb = model.get_vid_feat(video)
+        return (None if feats is None else feats[:, None]), emb[:, None]
+    batch_size, frames = video.shape[:2]
+    feats, emb = model.get_vid_feat(video.flatten(0, 1)[:, None])  # every frame a one-frame clip
+    feats = None if feats is None else feats.unflatten(0, (batch_size, frames))
+    return feats, emb.unflatten(0, (batch_size, frames))
+
+
 @torch.no_grad()
-def encode_videos(model, loader: DataLoader, device):
-    """``(token features, normalised embeddings, valid flags)`` of all videos, in dataset order.
+def encode_videos(model, loader: DataLoader, device, ensemble: str = "concat"):
+    """``(token features (V, clips, N, D), normalised embeddings (V, clips, E), valid flags)`` of all
+    videos, in dataset order.
 
     Under torch.distributed each rank encodes its shard of the loader; the shards (moved to the
     CPU) are exchanged so that every rank returns every video.
     """
     parts = []
     for batch in loader:
-        feats, emb = model.get_vid_feat(batch["video"].to(device))
+        feats, emb = _media_features(model, batch, device, ensemble)
         parts.append((None if feats is None else feats.cpu(), emb.cpu(), batch["valid"], batch["index"]))
     if get_world_size() > 1:
         parts = [part for shard in all_gather_object(parts) for part in shard]
@@ -112,21 +154,39 @@ def encode_videos(model, loader: DataLoader, device):
     return None if tokens is None else tokens[order].to(device), embeds.to(device), valid
 
 
+def _matcher(model, audio_visual: bool):
+    """The matching-head scorer for this test set, or None (dual encoders, or the head is off)."""
+    if audio_visual:
+        return model.av_match_logits if hasattr(model, "avtm_head") else None
+    return getattr(model, "match_logits", None)
+
+
 @torch.no_grad()
 def itm_rerank(
-    model, sim_v2t: torch.Tensor, video_tokens, text_tokens, text_masks, k_test: int, batch_size: int = 32
+    match,
+    sim_v2t: torch.Tensor,
+    video_tokens: torch.Tensor,
+    text_tokens: torch.Tensor,
+    text_masks: torch.Tensor,
+    k_test: int,
+    ensemble: str = "concat",
+    batch_size: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Matching-head scores for each query's top ``k_test`` candidates, -100 elsewhere."""
+    """Matching-head scores (``match(vision_tokens, text_tokens, mask)`` logits, column 1) for each
+    query's top ``k_test`` candidates, -100 elsewhere; ``video_tokens`` is ``(V, clips, N, D)``."""
     num_videos, num_texts = sim_v2t.shape
     v2t = torch.full_like(sim_v2t, -100.0)
     t2v = torch.full_like(sim_v2t.T, -100.0)
 
     def score(video_rows: torch.Tensor, text_rows: torch.Tensor) -> torch.Tensor:
-        out = []
-        for start in range(0, len(video_rows), batch_size):
-            v, t = video_rows[start : start + batch_size], text_rows[start : start + batch_size]
-            out.append(model.match_logits(video_tokens[v], text_tokens[t], text_masks[t])[:, 1].float())
-        return torch.cat(out)
+        per_clip = []
+        for clip in range(video_tokens.shape[1]):
+            out = []
+            for start in range(0, len(video_rows), batch_size):
+                v, t = video_rows[start : start + batch_size], text_rows[start : start + batch_size]
+                out.append(match(video_tokens[v, clip], text_tokens[t], text_masks[t])[:, 1].float())
+            per_clip.append(torch.cat(out))
+        return aggregate_clips(torch.stack(per_clip), ensemble)
 
     for video in range(num_videos):
         top = sim_v2t[video].topk(min(k_test, num_texts)).indices
@@ -138,7 +198,7 @@ def itm_rerank(
 
 
 @torch.no_grad()
-def evaluate_retrieval(
+def retrieval_scores(
     model,
     dataset: RetrievalDataset,
     loader: DataLoader,
@@ -146,31 +206,52 @@ def evaluate_retrieval(
     device,
     k_test: int = 128,
     use_itm: bool = True,
-) -> dict[str, dict[str, float]]:
-    """Zero-shot retrieval on one test set: metrics for ``itc``, ``dsl`` and ``itm``; a set whose
-    entries all carry an ``answer`` is a multiple-choice set and gets ``mc/accuracy`` instead.
-
-    ``itm`` needs a model with a matching head (``match_logits``) and ``use_itm``.
+    ensemble: str = "concat",
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """``({"itc"|"dsl"|"itm": (video-to-text (V, T), text-to-video (T, V))}, valid flags)``.
 
     Unreadable videos keep their place (so caption indices stay right) but score -inf with every
-    caption, which counts their queries as misses; ``num_invalid_videos`` reports them.
+    caption. ``itm`` needs a matching head and ``use_itm``.
     """
+    aggregate_clips(torch.zeros(1, 1), ensemble)  # reject an unknown method before encoding
     model.eval()
     text_tokens, text_masks, text_emb = encode_texts(model, dataset.texts, tokenize, device)
-    video_tokens, video_emb, valid = encode_videos(model, loader, device)
-    sim_v2t = (video_emb @ text_emb.T).float()
-    sim_v2t[~valid.to(sim_v2t.device)] = float("-inf")
-    if all(a is not None for a in dataset.answers):
-        return {"mc": {"accuracy": multiple_choice_accuracy(sim_v2t, dataset.vid2txt, dataset.answers)}}
-    results = {"itc": retrieval_metrics(sim_v2t, sim_v2t.T, dataset.txt2vid, dataset.vid2txt)}
+    video_tokens, video_emb, valid = encode_videos(model, loader, device, ensemble)
+    invalid = ~valid.to(video_emb.device)
+    sim_v2t = torch.einsum("vce,te->vct", video_emb, text_emb).float().mean(1)
+    sim_v2t[invalid] = float("-inf")
     finite = sim_v2t.clamp_min(-1e4)  # keep the softmax defined for unreadable rows
-    dsl_v2t, dsl_t2v = dual_softmax(finite)
-    results["dsl"] = retrieval_metrics(dsl_v2t, dsl_t2v, dataset.txt2vid, dataset.vid2txt)
-    if use_itm and hasattr(model, "match_logits"):
-        v2t, t2v = itm_rerank(model, finite, video_tokens, text_tokens, text_masks, k_test)
-        invalid = ~valid.to(v2t.device)
+    scores = {"itc": (sim_v2t, sim_v2t.T), "dsl": dual_softmax(finite)}
+    audio_visual = hasattr(model, "get_av_feat") and any(r.audio for r in getattr(dataset, "records", []))
+    match = _matcher(model, audio_visual)
+    if use_itm and match is not None:
+        v2t, t2v = itm_rerank(match, finite, video_tokens, text_tokens, text_masks, k_test, ensemble)
         v2t[invalid], t2v[:, invalid] = float("-inf"), float("-inf")
-        results["itm"] = retrieval_metrics(v2t, t2v, dataset.txt2vid, dataset.vid2txt)
+        scores["itm"] = (v2t, t2v)
+    return scores, valid
+
+
+@torch.no_grad()
+def evaluate_retrieval(
+    model, dataset: RetrievalDataset, loader: DataLoader, tokenize: Tokenize, device, **options
+) -> dict[str, dict[str, float]]:
+    """Zero-shot retrieval on one test set: metrics for ``itc``, ``dsl`` and ``itm``
+    (``options``: ``k_test``, ``use_itm``, ``ensemble`` of :func:`retrieval_scores`); a set whose
+    entries all carry an ``answer`` is a multiple-choice set and gets ``mc/accuracy`` instead.
+    ``num_invalid_videos`` counts the unreadable videos.
+    """
+    mc = all(a is not None for a in dataset.answers)
+    if mc:
+        options["use_itm"] = False
+    scores, valid = retrieval_scores(model, dataset, loader, tokenize, device, **options)
+    if mc:
+        return {
+            "mc": {"accuracy": multiple_choice_accuracy(scores["itc"][0], dataset.vid2txt, dataset.answers)}
+        }
+    results = {
+        kind: retrieval_metrics(v2t, t2v, dataset.txt2vid, dataset.vid2txt)
+        for kind, (v2t, t2v) in scores.items()
+    }
     for metrics in results.values():
         metrics["num_invalid_videos"] = int((~valid).sum())
     return results

@@ -25,7 +25,8 @@ Public API (all inputs are videos ``(B, 3, T, H, W)``, ImageNet-normalised, T = 
 * Distillation students ``distill_internvideo2_{small,base,large}_patch14_224`` ->
   :class:`DistillInternVideo2`; ``forward(x, mask=None) -> (clip_align, final_align)``.
 * Teachers (:mod:`.teachers`): :class:`InternVLCLIPVision` (``internvl_clip_6b``),
-  :class:`VideoMAEv2Encoder` (``videomae_g14``), :class:`InternVideo2Teacher` (``teacher_internvideo2_1B``).
+  :class:`VideoMAEv2Encoder` (``videomae_g14``), :class:`InternVideo2Teacher` (``teacher_internvideo2_1B``,
+  ``teacher_internvideo2_6B``); ``released_conversion(teacher)`` maps a released teacher file's layout.
 * Checkpoints: ``load_checkpoint(model, path_or_state_dict, orig_t_size=None, strict=True) -> LoadReport``
   (formats, prefixes, ``vision_encoder.`` extraction, pos-embed interpolation, head re-init; raises
   :class:`CheckpointMismatchError` naming the first mismatched keys). ``model.load_state_dict`` itself
@@ -59,7 +60,9 @@ from .teachers import (
     InternVLCLIPVision,
     VideoMAEv2Encoder,
     internvl_clip_6b,
+    released_conversion,
     teacher_internvideo2_1B,
+    teacher_internvideo2_6B,
     videomae_g14,
 )
 
@@ -74,7 +77,9 @@ __all__ = [
     "forward_flops",
     "internvl_clip_6b",
     "load_checkpoint",
+    "released_conversion",
     "teacher_internvideo2_1B",
+    "teacher_internvideo2_6B",
     "to_encoder_state_dict",
     "videomae_g14",
     "VARIANTS",

@@ -106,12 +106,12 @@ class _CLIPBase(nn.Module):
         self,
         vision_encoder: nn.Module,
         text_encoder: nn.Module,
-        temp: float,
-        temp_min: float,
-        freeze_vision: bool,
-        open_vision_clip_projector: bool,
-        freeze_text: bool,
-        text_keep: tuple[str, ...],
+        text_keep: tuple[str, ...] = (),
+        temp: float = 0.01,
+        temp_min: float = 0.01,
+        freeze_vision: bool = True,
+        open_vision_clip_projector: bool = True,
+        freeze_text: bool = True,
     ):
         super().__init__()
         self.vision_encoder, self.text_encoder = vision_encoder, text_encoder
@@ -148,29 +148,18 @@ class _CLIPBase(nn.Module):
 
 
 class InternVideo2_CLIP(_CLIPBase):
+    """``temp``, ``temp_min``, ``freeze_*`` and ``open_vision_clip_projector``: see :class:`_CLIPBase`."""
+
     def __init__(
         self,
         vision_encoder: InternVideo2CLIPVision,
         text_encoder: LlamaTextEncoder,
-        temp: float = 0.01,
-        temp_min: float = 0.01,
-        freeze_vision: bool = True,
-        open_vision_clip_projector: bool = True,
-        freeze_text: bool = True,
         open_text_projection: bool = False,
         open_text_lora: bool = False,
+        **kwargs,
     ):
         keep = (("text_projection",) if open_text_projection else ()) + (("lora_",) if open_text_lora else ())
-        super().__init__(
-            vision_encoder,
-            text_encoder,
-            temp,
-            temp_min,
-            freeze_vision,
-            open_vision_clip_projector,
-            freeze_text,
-            keep,
-        )
+        super().__init__(vision_encoder, text_encoder, keep, **kwargs)
 
     def encode_vision(self, video: torch.Tensor) -> torch.Tensor:
         x, use_image = self._video(video)
@@ -183,29 +172,18 @@ class InternVideo2_CLIP(_CLIPBase):
 
 
 class InternVideo2_CLIP_small(_CLIPBase):
+    """``temp``, ``temp_min``, ``freeze_*`` and ``open_vision_clip_projector``: see :class:`_CLIPBase`."""
+
     def __init__(
         self,
         vision_encoder: InternVideo2CLIPVision,
         text_encoder: MobileCLIPTextTransformer,
         align_dim: int = 512,
-        temp: float = 0.01,
-        temp_min: float = 0.01,
-        freeze_vision: bool = True,
-        open_vision_clip_projector: bool = True,
-        freeze_text: bool = True,
         open_text_projection: bool = False,
+        **kwargs,
     ):
         keep = ("projection_layer",) if open_text_projection else ()
-        super().__init__(
-            vision_encoder,
-            text_encoder,
-            temp,
-            temp_min,
-            freeze_vision,
-            open_vision_clip_projector,
-            freeze_text,
-            keep,
-        )
+        super().__init__(vision_encoder, text_encoder, keep, **kwargs)
         width = vision_encoder.clip_embed_dim
         self.vision_align = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, align_dim))
 

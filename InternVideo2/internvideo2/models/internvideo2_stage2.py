@@ -149,16 +149,21 @@ class InternVideo2_Stage2(nn.Module):
         return tokens, nn.functional.normalize(self.text_proj(pooled), dim=-1)
 
     def match_logits(
-        self, vision_tokens: torch.Tensor, text_tokens: torch.Tensor, text_mask: torch.Tensor
+        self,
+        vision_tokens: torch.Tensor,
+        text_tokens: torch.Tensor,
+        text_mask: torch.Tensor,
+        head: nn.Module | None = None,
     ) -> torch.Tensor:
-        """Matching-head logits ``(B, 2)`` (column 1: "matches") for aligned pairs of rows."""
+        """Matching-head logits ``(B, 2)`` (column 1: "matches") for aligned pairs of rows
+        (``head``: ``itm_head`` unless given)."""
         fused = self.bert(
             encoder_embeds=text_tokens,
             attention_mask=text_mask,
             encoder_hidden_states=vision_tokens,
             mode="fusion",
         ).last_hidden_state
-        return self.itm_head(fused[:, 0])
+        return (head or self.itm_head)(fused[:, 0])
 
     # ----------------------------------------------------------------- training
     def mlm_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, vision_tokens: torch.Tensor):
@@ -298,8 +303,26 @@ class InternVideo2_Stage2_audiovisual(InternVideo2_Stage2):
         tokens = self.audio_encoder(fbank)
         return self.av_concat_audio_proj(tokens), tokens.mean(dim=1)
 
-    def fuse(self, audio_proj: torch.Tensor, vision_proj: torch.Tensor) -> torch.Tensor:
+    def av_embedding(self, audio_proj: torch.Tensor, vision_proj: torch.Tensor) -> torch.Tensor:
+        """The audio-visual embedding: ``av_fusion`` of both projections (vision's without it)."""
+        if not hasattr(self, "av_fusion"):
+            return vision_proj
         return self.av_fusion(torch.cat([audio_proj, vision_proj], dim=-1))
+
+    def get_av_feat(self, video: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(audio then vision fusion tokens, L2-normalised audio-visual embedding)`` of videos
+        ``(B, T, C, H, W)`` with their fbanks ``(B, frames, mel)``: what audio-visual retrieval
+        compares with the captions (the original's ``audio_video`` evaluation)."""
+        vision_tokens, pooled = self.encode_vision(video)
+        audio_tokens, audio_pooled = self.encode_audio(audio)
+        emb = self.av_embedding(self.audio_proj(audio_pooled), self.vision_proj(pooled))
+        return torch.cat([audio_tokens, vision_tokens], dim=1), nn.functional.normalize(emb, dim=-1)
+
+    def av_match_logits(
+        self, av_tokens: torch.Tensor, text_tokens: torch.Tensor, text_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """``avtm_head`` logits ``(B, 2)`` of captions fused with audio-visual tokens."""
+        return self.match_logits(av_tokens, text_tokens, text_mask, head=self.avtm_head)
 
     def forward(self, video, input_ids, attention_mask, idx, audio=None) -> dict[str, torch.Tensor]:
         if audio is None:
@@ -326,7 +349,7 @@ class InternVideo2_Stage2_audiovisual(InternVideo2_Stage2):
         )
         if av.avtc or av.avtm or av.avmlm:
             av_tokens = torch.cat([audio_tokens, vision_tokens], dim=1)
-            av_proj = self.fuse(audio_proj, vision_proj) if hasattr(self, "av_fusion") else vision_proj
+            av_proj = self.av_embedding(audio_proj, vision_proj)
             weights = (av.avtc, av.avtm, av.avmlm)
             losses.update(
                 self.media_losses(

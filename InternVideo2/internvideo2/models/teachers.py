@@ -5,7 +5,18 @@
 * :class:`VideoMAEv2Encoder` -- VideoMAEv2-g (1408 wide, 40 deep, tubelet 2, LayerNorm, qkv bias, a
   fixed sinusoid position table that is not saved). Built by :func:`videomae_g14`.
 * :class:`InternVideo2Teacher` -- the InternVideo2-1B encoder used to distill S/B/L. Built by
-  :func:`teacher_internvideo2_1B`; loads stage-1 or stage-2 (``vision_encoder.``) checkpoints.
+  :func:`teacher_internvideo2_1B` (or :func:`teacher_internvideo2_6B`); loads stage-1 or stage-2
+  (``vision_encoder.``) checkpoints.
+
+The released teacher files have their own layouts; :func:`released_conversion` gives the
+conversion that :func:`.loading.load_checkpoint` applies (``edit=``) before its strict load, also
+registered with ``ivtools.checkpoint`` (``internvl_clip_to_teacher``, ``videomae_v2_to_teacher``):
+
+* ``internvl_c_13b_224px.pth``: ``{'module': ...}`` under the tower's own names with a 2D patch
+  kernel (centre-inflated by the loader); only the vision tower and its ``clip_projector`` are kept;
+* ``vit_g_hybrid_1200e_pre.pth``: a VideoMAEv2 pretraining model, ``{'model': ...}``; the
+  ``encoder.`` part is kept (decoder, ``encoder_to_decoder`` and ``mask_token`` left out), and a
+  tubelet-2 kernel is averaged when the teacher is built with tubelet 1.
 
 Each returns, like the original teachers, L2-normalised hidden states of the return layers
 ``(K, B, 1 + N, C)`` (VideoMAE: ``(K, B, N_vis, C)``, no class token), and the CLIP teachers also the
@@ -22,11 +33,12 @@ import torch
 from timm.layers import DropPath
 from torch import nn
 
-from ivtools.checkpoint import interpolate_pos_embed
+from ivtools.checkpoint import interpolate_pos_embed, register_conversion
 from ivtools.layers import dot_product_attention, make_mlp
 
 from .backbone import InternVideo2Encoder, select_visible
 from .configs import VARIANTS, build
+from .loading import StateDict
 from .pretrain import NORM_TYPES, return_indices
 
 
@@ -37,14 +49,26 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
 class _CLIPTeacherMixin:
     """Return-layer bookkeeping and output normalisation shared by the two CLIP-style teachers."""
 
-    def _setup_returns(
-        self, clip_norm_type: str, return_attn: bool, layers: int, interval: int, index: Sequence[int] | None
-    ) -> None:
+    def __init__(
+        self,
+        clip_norm_type: str = "l2",
+        return_attn: bool = True,
+        clip_return_layer: int = 1,
+        clip_return_interval: int = 1,
+        clip_return_index: Sequence[int] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
         if clip_norm_type not in NORM_TYPES:
             raise ValueError(f"clip_norm_type must be one of {NORM_TYPES}, got {clip_norm_type!r}")
         self.clip_norm_type = clip_norm_type
         self.return_attn = return_attn
-        self.return_index = list(index) if index else return_indices(self.depth, layers, interval)
+        self.return_index = (
+            list(clip_return_index)
+            if clip_return_index
+            else return_indices(self.depth, clip_return_layer, clip_return_interval)
+        )
+        self.init_weights()
 
     def _pool(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Pooled embedding and (with ``return_attn``) the query's attention over the patch tokens."""
@@ -65,21 +89,6 @@ class InternVideo2Teacher(_CLIPTeacherMixin, InternVideo2Encoder):
     ``forward(x) -> (states (K, B, 1 + N, D), pooled (B, clip_embed_dim)[, attn (B, N)])``.
     """
 
-    def __init__(
-        self,
-        clip_norm_type: str = "l2",
-        return_attn: bool = True,
-        clip_return_layer: int = 1,
-        clip_return_interval: int = 1,
-        clip_return_index: Sequence[int] | None = None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self._setup_returns(
-            clip_norm_type, return_attn, clip_return_layer, clip_return_interval, clip_return_index
-        )
-        self.init_weights()
-
     def forward(self, x: torch.Tensor):
         hidden, states = self.run_blocks(self.embed(x), self.return_index)
         return self._finish(torch.stack(states), *self._pool(hidden))
@@ -89,23 +98,15 @@ class InternVLCLIPVision(_CLIPTeacherMixin, InternVideo2Encoder):
     """InternVL-C's vision tower applied frame by frame (``internvl_clip_vision.py``).
 
     ``pos_embed`` is ``(1, 1 + HW, D)`` and frozen; ``patch_embed.proj`` is a ``(1, 14, 14)`` Conv3d
-    (the released 2D kernel is inflated on load, see :func:`inflate_patch_weight`).
+    (the released 2D kernel is inflated on load, see :func:`.loading.inflate_patch_weight`).
     ``forward(video (B, 3, T, H, W)) -> (states (K, B, 1 + T*HW, C), pooled (B, C_clip)[, attn (B*T, HW)])``:
     per-frame class tokens and pooled embeddings are averaged over time, as in the original.
     """
 
-    def __init__(
-        self,
-        clip_norm_type: str = "l2",
-        return_attn: bool = True,
-        clip_return_layer: int = 1,
-        clip_return_interval: int = 1,
-        **kwargs,
-    ):
-        kwargs = {"drop_path_rate": 0.2, "init_values": 0.1, **kwargs, "num_frames": 1, "tubelet_size": 1}
-        super().__init__(**kwargs)
-        self._setup_returns(clip_norm_type, return_attn, clip_return_layer, clip_return_interval, None)
-        self.init_weights()
+    def __init__(self, **kwargs):
+        super().__init__(
+            **{"drop_path_rate": 0.2, "init_values": 0.1, **kwargs, "num_frames": 1, "tubelet_size": 1}
+        )
         self.pos_embed.requires_grad_(False)
 
     def forward(self, video: torch.Tensor):
@@ -122,15 +123,6 @@ class InternVLCLIPVision(_CLIPTeacherMixin, InternVideo2Encoder):
         states = torch.cat([cls, patches_all], dim=2)
         pooled = pooled.reshape(batch, frames, -1).mean(1)
         return self._finish(states, pooled, attn)
-
-
-def inflate_patch_weight(weight: torch.Tensor, frames: int) -> torch.Tensor:
-    """A 2D patch kernel ``(D, C, h, w)`` as a ``(D, C, frames, h, w)`` kernel: centre frame, zeros elsewhere."""
-    if weight.dim() == 5:
-        return weight
-    out = weight.new_zeros(weight.shape[0], weight.shape[1], frames, *weight.shape[2:])
-    out[:, :, frames // 2] = weight
-    return out
 
 
 class VideoMAEAttention(nn.Module):
@@ -262,3 +254,49 @@ def videomae_g14(**kwargs) -> VideoMAEv2Encoder:
 def teacher_internvideo2_1B(**kwargs) -> InternVideo2Teacher:
     """The InternVideo2-1B encoder as the distillation teacher (load stage-1 or stage-2 weights into it)."""
     return build(InternVideo2Teacher, VARIANTS["1B"], kwargs)
+
+
+def teacher_internvideo2_6B(**kwargs) -> InternVideo2Teacher:
+    """The InternVideo2-6B encoder as a teacher (the original's ``teacher_internvideo2_6B``, stage-1 6B weights)."""
+    return build(InternVideo2Teacher, VARIANTS["6B"], kwargs)
+
+
+INTERNVL_VISION_PARTS = ("pos_embed", "cls_token", "patch_embed.", "blocks.", "clip_projector.")
+
+
+def internvl_clip_to_teacher(state_dict: StateDict) -> StateDict:
+    """Released ``internvl_c_13b_224px`` -> :class:`InternVLCLIPVision`: the vision tower's tensors."""
+    return {k: v for k, v in state_dict.items() if k.startswith(INTERNVL_VISION_PARTS)}
+
+
+def videomae_v2_to_teacher(state_dict: StateDict) -> StateDict:
+    """Released VideoMAEv2 pretraining checkpoint -> :class:`VideoMAEv2Encoder`: its ``encoder.`` part.
+
+    A state dict without ``encoder.`` keys (already an encoder) is returned as it is.
+    """
+    if not any(k.startswith("encoder.") for k in state_dict):
+        return dict(state_dict)
+    return {k[len("encoder.") :]: v for k, v in state_dict.items() if k.startswith("encoder.")}
+
+
+def released_conversion(teacher: nn.Module):
+    """The conversion from ``teacher``'s released file layout, or None where it is the model's own."""
+    if isinstance(teacher, InternVLCLIPVision):
+        return internvl_clip_to_teacher
+    if isinstance(teacher, VideoMAEv2Encoder):
+        return videomae_v2_to_teacher
+    return None
+
+
+register_conversion(
+    "internvl_clip_to_teacher",
+    internvl_clip_to_teacher,
+    help="InternVideo2: released InternVL-C 6B file -> the pretraining CLIP teacher's vision tower",
+    overwrite=True,
+)
+register_conversion(
+    "videomae_v2_to_teacher",
+    videomae_v2_to_teacher,
+    help="InternVideo2: released VideoMAEv2-g pretraining file -> the MAE teacher's encoder",
+    overwrite=True,
+)

@@ -47,10 +47,11 @@ model = {
 
 optimizer = {"opt": "adamw", "lr": 4e-4, "opt_betas": [0.9, 0.98], "weight_decay": 0.2, "max_grad_norm": -1}
 scheduler = {"epochs": 5, "min_lr_multi": 0.01, "warmup_epochs": 0.6}
-evaluation = {"k_test": 128, "eval_x_only": True}
+evaluation = {"eval_frame_ensemble": "concat", "k_test": 128, "eval_x_only": True}
 
 use_half_precision = True
 use_bf16 = True
+deepspeed = {"enable": True, "stage": 1}  # ZeRO-1, as the original
 output_dir = None
 pretrained_path = ""
 auto_resume = True

@@ -52,10 +52,11 @@ criterion = {
 optimizer = {"opt": "adamw", "lr": 5e-5, "opt_betas": [0.9, 0.98], "weight_decay": 0.05, "max_grad_norm": 3.0}
 scheduler = {"epochs": 10, "min_lr_multi": 0.01, "warmup_epochs": 1}
 
-evaluation = {"k_test": 128, "eval_x_only": False}
+evaluation = {"eval_frame_ensemble": "concat", "k_test": 128, "eval_x_only": False}
 
 use_half_precision = True
 use_bf16 = True
+deepspeed = {"enable": True, "stage": 1}  # ZeRO-1, as the original
 gradient_checkpointing = True
 mode = "pt"
 

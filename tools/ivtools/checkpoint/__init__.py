@@ -23,12 +23,14 @@ from .registry import (
     register_conversion,
     unregister_conversion,
 )
+from .report import LoadReport, load_matching
 from .zero import consolidate_zero_checkpoint
 
 __all__ = [
     "DEFAULT_WRAPPER_KEYS",
     "ENTRY_POINT_GROUP",
     "Conversion",
+    "LoadReport",
     "add_prefix",
     "consolidate_zero_checkpoint",
     "count_by_prefix",
@@ -37,6 +39,7 @@ __all__ = [
     "get_conversion",
     "interpolate_pos_embed",
     "list_conversions",
+    "load_matching",
     "load_state_dict_file",
     "register_conversion",
     "save_state_dict_file",

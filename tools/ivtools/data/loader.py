@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -81,8 +82,11 @@ def build_loader(
     seed: int = 0,
     pin_memory: bool = True,
     drop_last: bool | None = None,
+    collate_fn: Callable[[list], Any] | None = None,
 ) -> DataLoader:
     """A DataLoader over :class:`ResumableSampler` (``loader.sampler``) for this rank.
+
+    ``collate_fn`` replaces :func:`collate_samples` (e.g. to pad variable-length token sequences).
 
     The loader owns its generator so that creating an iterator never consumes the training
     loop's global random state (a resumed run would otherwise diverge).
@@ -95,7 +99,7 @@ def build_loader(
         num_workers=num_workers,
         pin_memory=pin_memory and torch.cuda.is_available(),
         drop_last=train if drop_last is None else drop_last,
-        collate_fn=collate_samples,
+        collate_fn=collate_fn or collate_samples,
         persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
         prefetch_factor=4 if num_workers > 0 else None,

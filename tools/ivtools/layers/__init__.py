@@ -19,7 +19,7 @@ Typical assembly::
 
 from .attention import Attention, dot_product_attention
 from .attention_pool import AttentionPoolingBlock, CrossAttention
-from .block import Block, merge_residual
+from .block import Block, make_blocks, merge_residual
 from .flags import check_fused_flags
 from .layer_scale import LayerScale
 from .mlp import gelu_layer, make_mlp
@@ -36,6 +36,7 @@ __all__ = [
     "check_fused_flags",
     "dot_product_attention",
     "gelu_layer",
+    "make_blocks",
     "make_mlp",
     "merge_residual",
     "sincos_pos_embed_1d",

@@ -100,3 +100,35 @@ class Block(nn.Module):
         if self.with_cp and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(self._forward, x, residual, use_reentrant=False)
         return self._forward(x, residual)
+
+
+def make_blocks(
+    depth: int,
+    dim: int,
+    num_heads: int,
+    mlp_ratio: float = 4.0,
+    drop_path_rate: float = 0.0,
+    use_checkpoint: bool = False,
+    checkpoint_num: int = 0,
+    layerscale_no_force_fp32: bool = False,
+    **block_kwargs,
+) -> nn.ModuleList:
+    """``depth`` :class:`Block` s as the InternVideo backbones stack them.
+
+    Drop path rises linearly from 0 to ``drop_path_rate``; with ``use_checkpoint`` the first
+    ``checkpoint_num`` blocks recompute activations in backward. ``layerscale_no_force_fp32`` is the
+    original's argument name (the inverse of :class:`Block`'s ``layerscale_force_fp32``).
+    """
+    drop_path = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
+    return nn.ModuleList(
+        Block(
+            dim,
+            num_heads,
+            mlp_ratio,
+            drop_path=drop_path[i],
+            layerscale_force_fp32=not layerscale_no_force_fp32,
+            with_cp=use_checkpoint and i < checkpoint_num,
+            **block_kwargs,
+        )
+        for i in range(depth)
+    )

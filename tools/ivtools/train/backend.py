@@ -120,6 +120,25 @@ def _ensure_process_group(dist: DistInfo) -> None:
     )
 
 
+@contextlib.contextmanager
+def _scalar_parameters_broadcast_here(model: torch.nn.Module):
+    """DeepSpeed (0.19) broadcasts parameters as ``uint8`` views, which fails for 0-dim ones (a
+    learnable temperature); broadcast those here and have DeepSpeed skip them meanwhile (it skips
+    parameters marked ``ds_optim_param``)."""
+    import torch.distributed as tdist
+
+    scalars = [p for p in model.parameters() if p.dim() == 0]
+    for p in scalars:
+        if tdist.is_initialized() and tdist.get_world_size() > 1:
+            tdist.broadcast(p.data, src=0)
+        p.ds_optim_param = True
+    try:
+        yield
+    finally:
+        for p in scalars:
+            del p.ds_optim_param
+
+
 class DeepSpeedBackend:
     kind = "deepspeed"
 
@@ -152,9 +171,10 @@ class DeepSpeedBackend:
         }
         if clip_grad:
             config["gradient_clipping"] = clip_grad
-        self.model, self.optimizer, _, _ = deepspeed.initialize(
-            model=model.to(dist.device), optimizer=optimizer, config=config, dist_init_required=False
-        )
+        with _scalar_parameters_broadcast_here(model):
+            self.model, self.optimizer, _, _ = deepspeed.initialize(
+                model=model.to(dist.device), optimizer=optimizer, config=config, dist_init_required=False
+            )
         self.module = self.model.module
 
     def autocast(self):

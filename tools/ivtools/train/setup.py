@@ -66,7 +66,9 @@ def backend_from_args(args: argparse.Namespace, model: nn.Module, optimizer, dis
         return DeepSpeedBackend(
             model, optimizer, dist, zero_stage=args.zero_stage, micro_batch_size=micro_batch, **common
         )
-    return NativeBackend(model, optimizer, dist, **common)
+    # Frozen towers or heads unused by some batches leave parameters without gradients under DDP.
+    unused = getattr(args, "find_unused_parameters", False)
+    return NativeBackend(model, optimizer, dist, find_unused_parameters=unused, **common)
 
 
 def updates_per_epoch_or_fail(loader, args: argparse.Namespace, dist: DistInfo) -> int:

@@ -1,0 +1,1 @@
+"""Training loops of this generation (supervised instruction fine-tuning)."""

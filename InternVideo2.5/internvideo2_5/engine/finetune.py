@@ -1,0 +1,199 @@
+"""Supervised instruction fine-tuning of the chat model on ``ivtools.train``.
+
+The recipe of InternVL's ``internvl_chat_finetune.py`` (which the InternVideo2.5 fine-tuning code
+builds on): load the released checkpoint, optionally freeze the vision encoder
+(``--freeze_backbone``), the projector (``--freeze_mlp``) and the LLM (``--freeze_llm``), or put
+LoRA on the LLM (``--use_llm_lora R``: rank R, alpha 2R, dropout 0.05, on every attention and MLP
+projection), train on video instruction data with the LM loss on answers only, and write the
+result in the released layout so that :class:`~internvideo2_5.chat.VideoChat` loads it.
+
+LoRA targets: the original wraps InternLM2's fused ``attention.wqkv``, ``attention.wo`` and
+``feed_forward.w1/w2/w3``; here the LLM holds ``q/k/v_proj`` separately, so the query, key and
+value projections each get their own rank-R adapter (the same modules, a little more capacity).
+Adapters are merged into the weights when the released checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from internvideo2_5.conversation import get_template
+from internvideo2_5.data.instruction import load_instruction_data
+from internvideo2_5.data.sft import SFTCollator, SFTSettings, VideoInstructionDataset
+from internvideo2_5.models.loading import load_pretrained, save_released
+from ivtools.data import build_loader
+from ivtools.distributed import init_distributed, is_main_process
+from ivtools.train import Trainer
+from ivtools.train.setup import (
+    backend_from_args,
+    global_batch_size,
+    optimizer_from_args,
+    schedules_from_args,
+    seed_everything,
+    trainer_config_from_args,
+    updates_per_epoch_or_fail,
+)
+
+LLM_LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+LORA_DROPOUT = 0.05
+RELEASED_DIR = "released"
+
+
+def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    g = parser.add_argument_group("model and data")
+    g.add_argument("--model", required=True, help="released-layout checkpoint directory to start from")
+    g.add_argument("--data", required=True, help="annotation JSON/JSONL, or a meta JSON of several")
+    g.add_argument("--video_root", default="", help="folder the annotation's video paths are relative to")
+    g.add_argument("--num_frames", type=int, default=16, help="frames per video (a multiple of 4)")
+    g.add_argument("--max_num", type=int, default=1, help="tiles per frame (1 for video, as released)")
+    g.add_argument("--max_seq_length", type=int, default=None, help="truncate longer samples")
+    g.add_argument("--video_backend", default="auto")
+    g = parser.add_argument_group("what to train (InternVL's flags)")
+    g.add_argument("--freeze_backbone", action="store_true", help="freeze the vision encoder")
+    g.add_argument("--freeze_mlp", action="store_true", help="freeze the projector")
+    g.add_argument("--freeze_llm", action="store_true", help="freeze the LLM")
+    g.add_argument(
+        "--use_llm_lora", type=int, default=0, help="LoRA rank on the LLM (0: off); alpha = 2 x rank"
+    )
+    g = parser.add_argument_group("training")
+    g.add_argument("--batch_size", type=int, default=1, help="per-GPU batch size")
+    g.add_argument("--epochs", type=int, default=1)
+    g.add_argument("--update_freq", type=int, default=1, help="gradient accumulation steps")
+    g.add_argument("--max_updates_per_epoch", type=int, default=None, help="cap (for smoke runs)")
+    g.add_argument("--save_ckpt_freq", type=int, default=1)
+    g.add_argument("--steps_per_print", type=int, default=10)
+    g.add_argument("--opt", default="adamw")
+    g.add_argument("--opt_eps", type=float, default=1e-8)
+    g.add_argument("--opt_betas", type=float, nargs="+", default=None)
+    g.add_argument("--clip_grad", type=float, default=1.0)
+    g.add_argument("--weight_decay", type=float, default=0.05)
+    g.add_argument("--weight_decay_end", type=float, default=None)
+    g.add_argument("--lr", type=float, default=8e-5, help="lr for a global batch of 256 (scaled linearly)")
+    g.add_argument("--min_lr", type=float, default=0.0)
+    g.add_argument("--warmup_lr", type=float, default=0.0)
+    g.add_argument("--warmup_epochs", type=float, default=0.03, help="InternVL's warmup_ratio for 1 epoch")
+    g.add_argument("--warmup_steps", type=int, default=-1, help="overrides --warmup_epochs when > 0")
+    g.add_argument("--num_workers", type=int, default=4)
+    g = parser.add_argument_group("checkpoints and hardware")
+    g.add_argument("--output_dir", required=True, help="resume checkpoints, logs, and released/ at the end")
+    g.add_argument("--resume", default="")
+    g.add_argument("--no_auto_resume", action="store_false", dest="auto_resume")
+    g.add_argument("--device", default=None)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--enable_deepspeed", action="store_true")
+    g.add_argument("--zero_stage", type=int, default=0, choices=(0, 1, 2))
+    g.add_argument("--bf16", action="store_true")
+    g.add_argument("--fp16", action="store_true")
+    return parser
+
+
+def _part_of(name: str) -> str:
+    if name.startswith("model.vision_tower."):
+        return "backbone"
+    if name.startswith("model.multi_modal_projector."):
+        return "mlp"
+    return "llm"  # embeddings, decoder layers, final norm, lm_head
+
+
+def configure_trainable(
+    model: nn.Module,
+    freeze_backbone: bool = False,
+    freeze_mlp: bool = False,
+    freeze_llm: bool = False,
+    lora_rank: int = 0,
+) -> list[str]:
+    """Apply the freeze flags (and LoRA on the LLM); returns the names of the trainable parameters.
+
+    With LoRA the LLM's own weights are frozen (as peft does in the original) and only the
+    adapters train there.
+    """
+    if lora_rank > 0:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        config = LoraConfig(
+            r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=LORA_DROPOUT, target_modules=LLM_LORA_TARGETS
+        )
+        inject_adapter_in_model(config, model)
+    frozen = {"backbone": freeze_backbone, "mlp": freeze_mlp, "llm": freeze_llm or lora_rank > 0}
+    for name, param in model.named_parameters():
+        param.requires_grad = "lora_" in name or not frozen[_part_of(name)]
+    trainable = [name for name, param in model.named_parameters() if param.requires_grad]
+    if not trainable:
+        raise ValueError("every parameter is frozen: drop a --freeze_* flag or set --use_llm_lora")
+    return trainable
+
+
+def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict in plain transformers keys, LoRA adapters merged into their weights."""
+    from peft.tuners.lora import LoraLayer
+
+    state = {
+        name.replace(".base_layer.", "."): tensor.detach()
+        for name, tensor in model.state_dict().items()
+        if ".lora_" not in name
+    }
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            key = f"{name}.weight"
+            for adapter in module.active_adapters:
+                state[key] = state[key] + module.get_delta_weight(adapter).to(state[key].dtype)
+    return state
+
+
+def sft_step(model: nn.Module, batch: dict, backend) -> tuple[torch.Tensor, dict]:
+    """LM loss on the answer tokens of a padded batch (the model averages over labelled tokens)."""
+    inputs = {k: backend.prepare(batch[k]) for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
+    return model(**inputs).loss, {}
+
+
+def build_dataset(args: argparse.Namespace, model, tokenizer, config) -> VideoInstructionDataset:
+    settings = SFTSettings(
+        template=get_template(config.template),
+        tokens_per_frame=model.tokens_per_frame,
+        local_num_frames=config.local_num_frames,
+        num_frames=args.num_frames,
+        image_size=config.image_size,
+        max_num=args.max_num,
+        max_length=args.max_seq_length,
+        backend=args.video_backend,
+    )
+    return VideoInstructionDataset(load_instruction_data(args.data, args.video_root), tokenizer, settings)
+
+
+def run_finetuning(args: argparse.Namespace) -> Path:
+    """Fine-tune ``--model`` on ``--data``; returns the released-layout directory written at the end."""
+    dist = init_distributed(args.device)
+    seed_everything(args.seed, dist.rank)
+    model, tokenizer, config = load_pretrained(args.model)
+    trainable = configure_trainable(
+        model, args.freeze_backbone, args.freeze_mlp, args.freeze_llm, args.use_llm_lora
+    )
+    dataset = build_dataset(args, model, tokenizer, config)
+    loader = build_loader(
+        dataset,
+        args.batch_size,
+        train=True,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        collate_fn=SFTCollator(tokenizer.pad_token_id),
+    )
+    per_epoch = updates_per_epoch_or_fail(loader, args, dist)
+    global_batch = global_batch_size(args, dist)
+    optimizer = optimizer_from_args(args, model, global_batch)
+    backend = backend_from_args(args, model, optimizer, dist)
+    scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
+    trainer = Trainer(backend, loader, sft_step, trainer_config_from_args(args), dist, scheduler, wd_schedule)
+    if is_main_process():
+        count = sum(p.numel() for n, p in model.named_parameters() if n in set(trainable))
+        print(f"{len(dataset)} conversations; {count / 1e6:.2f}M trainable parameters", flush=True)
+    trainer.fit()
+    out = Path(args.output_dir) / RELEASED_DIR
+    if is_main_process():
+        module = backend.module
+        save_released(module, config, out, tokenizer, state_dict=merged_state_dict(module))
+        print(f"wrote the fine-tuned model to {out}", flush=True)
+    return out
