@@ -109,7 +109,8 @@ def main(argv=None) -> str:
             rows.append(
                 f"| {name} | {args.batch_size or recipe[0]} | {'yes' if recipe[1] else 'no'} | OOM | | | | |"
             )
-        torch.cuda.empty_cache() if device.type == "cuda" else None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     table = [
         "| model | batch | grad ckpt | clips/s | ms/step | peak mem (GiB) | fwd GFLOPs/clip | MFU |",
         "|---|---|---|---|---|---|---|---|",

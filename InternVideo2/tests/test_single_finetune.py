@@ -209,7 +209,7 @@ def finetune_in_subprocess(argv: list[str]) -> str:
     return run.stdout
 
 
-# ZeRO-2 + bf16 costs another ~50 s of subprocess runs: slow.
+# ZeRO-2 + bf16 costs another ~25 s of subprocess runs: slow.
 @pytest.mark.parametrize(
     "zero",
     [["--zero_stage", "1"], pytest.param(["--zero_stage", "2", "--bf16"], marks=pytest.mark.slow)],
