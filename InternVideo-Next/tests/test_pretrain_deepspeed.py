@@ -1,28 +1,19 @@
 """Stage 1 under DeepSpeed ZeRO-1 on CPU: two updates, a ZeRO checkpoint, and a resumed run."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from ivtools.testing import run_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run_stage1(argv: list[str]) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0"}
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "main_stage1.py"), *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
+    return run_script([sys.executable, str(ROOT / "main_stage1.py"), *argv])
 
 
 def test_stage1_zero1_trains_saves_and_resumes(motion_dataset, tmp_path, tiny):

@@ -11,6 +11,7 @@ from PIL import Image
 from internvideo2.mm.build import build_model, build_tokenizer, load_checkpoint, load_pretrained_parts
 from internvideo2.mm.config import load_config
 from internvideo2.mm.engine import build_train_datasets, run_pretrain, run_retrieval
+from ivtools.testing import run_script
 from ivtools.testing.media import real_video_files
 from ivtools.video.synthetic import motion_clip, write_video
 
@@ -263,20 +264,9 @@ output_dir = "{root}/out_ds"
 
 
 def _run_pretrain_cli(config: Path, *overrides: str) -> str:
-    import os
-    import subprocess
     import sys
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0"}
-    run = subprocess.run(
-        [sys.executable, str(MM_ROOT / "run_pretrain.py"), str(config), *overrides],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
+    return run_script([sys.executable, str(MM_ROOT / "run_pretrain.py"), str(config), *overrides])
 
 
 def test_deepspeed_zero1_stage2_trains_two_updates_and_resumes(tiny_corpus):

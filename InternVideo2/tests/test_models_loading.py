@@ -13,6 +13,7 @@ from internvideo2.models import (
     load_checkpoint,
     to_encoder_state_dict,
 )
+from ivtools.checkpoint import LoadReport as SharedLoadReport
 from ivtools.checkpoint import get_conversion, interpolate_pos_embed, save_state_dict_file
 
 TINY = {
@@ -135,6 +136,17 @@ def test_other_class_count_reinitialises_the_head():
     assert report.dropped == ["head.weight", "head.bias"]
     assert report.reinitialised == ["head.weight", "head.bias"]
     assert torch.equal(target.fc_norm.weight, source.fc_norm.weight)
+
+
+def test_report_extends_the_shared_report():
+    # ivtools' LoadReport fields carry the same facts: the head of 7 classes had the wrong shape.
+    deeper = classifier(num_classes=7, depth=3)
+    report = load_checkpoint(classifier(), deeper.state_dict(), strict=False)
+    assert isinstance(report, SharedLoadReport)
+    width = TINY["clip_embed_dim"]  # the head classifies the attention-pooled embedding
+    assert report.mismatched == [f"head.weight: (7, {width}) -> (5, {width})", "head.bias: (7,) -> (5,)"]
+    assert report.missing == [] and report.unexpected[0] == "blocks.2.norm1.weight"
+    assert "shape mismatch (kept at init): 2" in report.summary("x.pth")
 
 
 def test_wrong_size_names_the_first_mismatches():

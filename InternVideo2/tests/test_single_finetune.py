@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from internvideo2.engine.finetune import (
     load_pretrained,
     probing_parser,
 )
+from ivtools.testing import run_script
 
 SINGLE = Path(__file__).resolve().parents[1] / "single_modality"
 TINY = {
@@ -202,11 +201,9 @@ def test_model_prefix_finetune_extra_delete_head_and_spread_inflation(tmp_path):
 
 def finetune_in_subprocess(argv: list[str]) -> str:
     """DeepSpeed keeps process-wide state (accelerator, process group): each run gets its own process."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0", "DS_ACCELERATOR": "cpu"}
-    command = [sys.executable, str(SINGLE / "run_finetuning.py"), *argv]
-    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
+    return run_script(
+        [sys.executable, str(SINGLE / "run_finetuning.py"), *argv], env={"DS_ACCELERATOR": "cpu"}
+    )
 
 
 # ZeRO-2 + bf16 costs another ~25 s of subprocess runs: slow.

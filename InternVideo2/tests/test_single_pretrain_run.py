@@ -118,7 +118,7 @@ def test_missing_teacher_weights_is_a_clear_error(motion_dataset, tmp_path, monk
 
 
 def test_compile_flag_compiles_the_student_blocks(motion_dataset, tmp_path, monkeypatch):
-    from internvideo2.engine import pretrain_pipeline
+    from ivtools.train import compile as compile_module
     from ivtools.train.compile import compile_blocks
 
     compiled = []
@@ -127,7 +127,7 @@ def test_compile_flag_compiles_the_student_blocks(motion_dataset, tmp_path, monk
         compiled.append(model)
         return compile_blocks(model, backend="eager")
 
-    monkeypatch.setattr(pretrain_pipeline, "compile_blocks", eager_compile)
+    monkeypatch.setattr(compile_module, "compile_blocks", eager_compile)
     data = pretrain_list(motion_dataset, tmp_path)
     teacher = {**TINY, "embed_dim": 48, "attn_pool_num_heads": 2, "clip_embed_dim": 24, **OFF}
     argv = common_args(data, motion_dataset["root"], tmp_path / "out", "tube") + [

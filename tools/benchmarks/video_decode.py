@@ -4,8 +4,8 @@ Two measurements, each for 8- and 16-frame clips (sparse sampling, the Kinetics_
 
 * ``decode``: open the video and read the sampled frames (what a backend costs);
 * ``pipeline``: the whole training sample of ``ivtools.data`` -- decode, random resized crop to
-  224, flip, RandAugment, normalise, random erasing -- in one process, i.e. clips/s per
-  DataLoader worker.
+  224, flip, RandAugment, normalise, random erasing -- in one process with one torch thread
+  (as a DataLoader worker runs), i.e. clips/s per worker.
 
 The source videos are written first (H.264, 30 fps, keyframe every 2 s, like typical web video).
 The table goes to stdout and to ``tools/benchmarks/results/video_decode.md`` with the date,
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ivtools.data import (
     ClipSampling,
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.clips = 1.0, 2
+    torch.set_num_threads(1)  # what a DataLoader worker runs with
     backends = [b for b in available_backends() if b != "frames"]
     rng = np.random.default_rng(0)
     rows = []

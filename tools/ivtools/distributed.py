@@ -9,6 +9,7 @@ no-op and the same training script runs on a laptop.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 from dataclasses import dataclass
@@ -82,7 +83,14 @@ def init_distributed(device: str | None = None, backend: str | None = None) -> D
             world_size=world,
             device_id=dev if want_cuda else None,
         )
+        # A process that exits with its group alive can abort in the backend's threads at exit.
+        atexit.register(_destroy_process_group)
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def get_rank() -> int:

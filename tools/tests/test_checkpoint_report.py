@@ -21,6 +21,7 @@ def test_load_matching_loads_matches_and_reports_the_rest():
     assert report.loaded == ["0.weight", "0.bias"]
     assert report.missing == ["1.bias"]
     assert report.mismatched == ["1.weight: (5, 4) -> (2, 4)"]
+    assert report.mismatched_keys == ["1.weight"]
     assert report.unexpected == ["decoder.0.weight", "decoder.1.weight", "mask_token"]
     assert torch.equal(model[0].weight, torch.ones(4, 3)) and torch.equal(
         model[0].bias, torch.full((4,), 2.0)

@@ -1,4 +1,4 @@
-"""Several processes on the CPU (gloo): the launcher, DDP training and evaluation across ranks.
+"""Several processes on the CPU (gloo): the launcher, DDP and ZeRO training, evaluation across ranks.
 
 A two-process run must train the same model as one process with the same global batch, and its
 checkpoints must resume in a one-process run: the paths a multi-GPU job takes, minus the GPUs.
@@ -7,15 +7,15 @@ checkpoints must resume in a one-process run: the paths a multi-GPU job takes, m
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from ivtools.checkpoint import consolidate_zero_checkpoint
 from ivtools.launch import build_parser, main, plan_launch
+from ivtools.testing import run_script
 
 DRIVER = Path(__file__).with_name("tiny_finetune.py")
 
@@ -101,12 +101,6 @@ def _finetune_args(root: Path, out: Path, batch: int, epochs: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(cmd: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-
 def _weights(out: Path, tag: str) -> dict[str, torch.Tensor]:
     return torch.load(out / f"checkpoint-{tag}.pth", map_location="cpu", weights_only=False)["model"]
 
@@ -124,10 +118,12 @@ def runs(motion_dataset, tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
     two, one, resumed = base / "two_ranks", base / "one_rank", base / "resumed"
     launch = [sys.executable, "-m", "ivtools.launch", "--gpus", "2", str(DRIVER), "--"]
-    _run([*launch, *_finetune_args(root, two, batch=2, epochs=2)])
-    _run([sys.executable, str(DRIVER), *_finetune_args(root, one, batch=4, epochs=2)])
+    run_script([*launch, *_finetune_args(root, two, batch=2, epochs=2)], timeout=300)
+    run_script([sys.executable, str(DRIVER), *_finetune_args(root, one, batch=4, epochs=2)], timeout=300)
     resume = f"--resume={two / 'checkpoint-0.pth'}"
-    _run([sys.executable, str(DRIVER), *_finetune_args(root, resumed, batch=4, epochs=2), resume])
+    run_script(
+        [sys.executable, str(DRIVER), *_finetune_args(root, resumed, batch=4, epochs=2), resume], timeout=300
+    )
     return {"two": two, "one": one, "resumed": resumed}
 
 
@@ -145,3 +141,35 @@ def test_multi_view_test_gathers_every_video_across_ranks(runs):
     two = json.loads((runs["two"] / "test_results.json").read_text())
     one = json.loads((runs["one"] / "test_results.json").read_text())
     assert two == pytest.approx(one, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def zero_runs(motion_dataset, tmp_path_factory):
+    """DeepSpeed ZeRO-2: two ranks and one rank with the same global batch, and each resuming the other."""
+    root = motion_dataset["root"]
+    base = tmp_path_factory.mktemp("zero")
+    zero = ["--enable_deepspeed", "--zero_stage=2"]
+    launch = [sys.executable, "-m", "ivtools.launch", "--gpus", "2", str(DRIVER), "--"]
+    single = [sys.executable, str(DRIVER)]
+    run_script([*launch, *_finetune_args(root, base / "two", batch=2, epochs=2), *zero], timeout=300)
+    run_script([*single, *_finetune_args(root, base / "one", batch=4, epochs=2), *zero], timeout=300)
+    from_two = f"--resume={base / 'two' / 'checkpoint-0'}"
+    run_script([*single, *_finetune_args(root, base / "one_from_two", batch=4, epochs=2), *zero, from_two])
+    from_one = f"--resume={base / 'one' / 'checkpoint-0'}"
+    run_script([*launch, *_finetune_args(root, base / "two_from_one", batch=2, epochs=2), *zero, from_one])
+    return base
+
+
+def _zero_weights(run: Path, tag: str) -> dict[str, torch.Tensor]:
+    return consolidate_zero_checkpoint(run / f"checkpoint-{tag}")
+
+
+def test_zero2_two_ranks_match_one_rank(zero_runs):
+    for tag in ("0", "1"):
+        _assert_same_weights(_zero_weights(zero_runs / "two", tag), _zero_weights(zero_runs / "one", tag))
+
+
+@pytest.mark.parametrize(("resumed", "reference"), [("one_from_two", "one"), ("two_from_one", "two")])
+def test_zero2_checkpoints_resume_at_another_world_size(zero_runs, resumed, reference):
+    assert not (zero_runs / resumed / "checkpoint-0").exists()  # epoch 0 came from the other run
+    _assert_same_weights(_zero_weights(zero_runs / resumed, "1"), _zero_weights(zero_runs / reference, "1"))

@@ -32,7 +32,7 @@ from internvideo2.models import LoadReport, load_checkpoint, released_conversion
 from ivtools.data import build_loader
 from ivtools.distributed import init_distributed, is_main_process
 from ivtools.train import Trainer
-from ivtools.train.compile import compile_blocks
+from ivtools.train.compile import add_compile_argument, maybe_compile
 from ivtools.train.setup import (
     backend_from_args,
     global_batch_size,
@@ -161,7 +161,7 @@ def add_pretrain_args(parser: argparse.ArgumentParser, distill: bool) -> argpars
     g.add_argument("--zero_stage", default=0, type=int)
     g.add_argument("--bf16", action="store_true")
     g.add_argument("--fp16", action="store_true")
-    g.add_argument("--compile", action="store_true", help="torch.compile each student block (faster on GPU)")
+    add_compile_argument(g)
     return parser
 
 
@@ -360,8 +360,7 @@ def run_pretraining(args) -> list[dict]:
         seed=args.seed,
         pin_memory=args.pin_mem,
     )
-    if args.compile:
-        compile_blocks(student)
+    maybe_compile(student, args, dist.device)
     global_batch = global_batch_size(args, dist)
     optimizer = optimizer_from_args(args, student, global_batch)
     backend = backend_from_args(args, student, optimizer, dist)

@@ -19,8 +19,8 @@ from torch import nn
 from ivtools.checkpoint import interpolate_pos_embed
 from ivtools.layers import (
     AttentionPoolingBlock,
-    Block,
     check_fused_flags,
+    make_blocks,
     merge_residual,
     sincos_pos_embed_1d,
     sincos_pos_embed_2d,
@@ -149,23 +149,21 @@ class InternVideo2Encoder(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self._make_pos_embed()
         self.register_load_state_dict_pre_hook(self._resize_pos_tables_on_load)
-        drop_path = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()
-        self.blocks = nn.ModuleList(
-            Block(
-                embed_dim,
-                num_heads,
-                mlp_ratio,
-                qkv_bias=qkv_bias,
-                qk_normalization=qk_normalization,
-                init_values=init_values,
-                drop_path=drop_path[i],
-                use_flash_attn=use_flash_attn,
-                use_fused_rmsnorm=use_fused_rmsnorm,
-                use_fused_mlp=use_fused_mlp,
-                layerscale_force_fp32=not layerscale_no_force_fp32,
-                with_cp=use_checkpoint and i < checkpoint_num,
-            )
-            for i in range(depth)
+        self.blocks = make_blocks(
+            depth,
+            embed_dim,
+            num_heads,
+            mlp_ratio,
+            drop_path_rate,
+            use_checkpoint,
+            checkpoint_num,
+            layerscale_no_force_fp32,
+            qkv_bias=qkv_bias,
+            qk_normalization=qk_normalization,
+            init_values=init_values,
+            use_flash_attn=use_flash_attn,
+            use_fused_rmsnorm=use_fused_rmsnorm,
+            use_fused_mlp=use_fused_mlp,
         )
         self.clip_projector = AttentionPoolingBlock(embed_dim, attn_pool_num_heads, out_dim=clip_embed_dim)
 

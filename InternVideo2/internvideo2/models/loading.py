@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ivtools.checkpoint import LoadReport as MatchReport
 from ivtools.checkpoint import (
     interpolate_pos_embed,
     load_state_dict_file,
@@ -48,14 +49,25 @@ class CheckpointMismatchError(ValueError):
 
 
 @dataclass
-class LoadReport:
-    """What :func:`load_checkpoint` did besides copying matching tensors."""
+class LoadReport(MatchReport):
+    """What :func:`load_checkpoint` did: :class:`ivtools.checkpoint.LoadReport`'s lists plus conversions.
 
-    dropped: list[str] = field(default_factory=list)  # in the checkpoint, not used by this model
-    reinitialised: list[str] = field(default_factory=list)  # kept at their initial value
+    ``loaded``, ``missing``, ``unexpected`` and ``mismatched`` mean what they mean for
+    :func:`ivtools.checkpoint.load_matching`; ``dropped`` (checkpoint tensors not used) and
+    ``reinitialised`` (model tensors kept at their initial value) are the views the fine-tuning
+    log prints.
+    """
+
     resized: list[str] = field(default_factory=list)  # position tables / patch kernels adapted
-    loaded: list[str] = field(default_factory=list)  # copied from the checkpoint
     notes: list[str] = field(default_factory=list)  # what the caller's options changed
+
+    @property
+    def dropped(self) -> list[str]:
+        return self.unexpected + self.mismatched_keys
+
+    @property
+    def reinitialised(self) -> list[str]:
+        return self.missing + self.mismatched_keys
 
     def __str__(self) -> str:
         def short(keys: list[str]) -> str:
@@ -149,10 +161,10 @@ def adapt_state_dict(
     if not any(k.startswith("vision_encoder.") for k in target) and any(
         k.startswith("vision_encoder.") for k in out
     ):
-        report.dropped += [k for k in out if not k.startswith("vision_encoder.")]
+        report.unexpected += [k for k in out if not k.startswith("vision_encoder.")]
         out = {k[len("vision_encoder.") :]: v for k, v in out.items() if k.startswith("vision_encoder.")}
     for key in [k for k in out if k not in target and _is_alignment_key(k)]:
-        report.dropped.append(key)
+        report.unexpected.append(key)
         del out[key]
     for key, value in list(out.items()):
         if key.endswith("patch_embed.proj.weight") and key in target and value.shape != target[key].shape:
@@ -174,7 +186,7 @@ def adapt_state_dict(
     for key in [
         k for k in out if k.startswith(HEAD_PARTS) and k in target and out[k].shape != target[k].shape
     ]:
-        report.dropped.append(key)
+        report.add_mismatch(key, out[key].shape, target[key].shape)
         del out[key]
     return out
 
@@ -244,9 +256,14 @@ def load_checkpoint(
     if problem and (strict or not fitting):
         prefix = "" if fitting else "no tensor matches the model; "
         raise CheckpointMismatchError(prefix + problem)
-    report.dropped += [k for k in state_dict if k not in fitting]
+    for key in [k for k in state_dict if k not in fitting]:
+        if key in target:
+            report.add_mismatch(key, state_dict[key].shape, target[key].shape)
+        else:
+            report.unexpected.append(key)
     result = model.load_state_dict(fitting, strict=False)
-    report.reinitialised = list(result.missing_keys)
+    mismatched = set(report.mismatched_keys)
+    report.missing = [k for k in result.missing_keys if k not in mismatched]
     report.loaded = list(fitting)
     return report
 

@@ -7,11 +7,14 @@ and what had the wrong shape (``mismatched``)::
 
     report = load_matching(model, state_dict)
     print(report.summary("ckpt.pth"))
+
+Loaders with conversions of their own (InternVideo2's ``load_checkpoint``) extend the report and
+fill the same four lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +27,14 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)  # in the model, not in the checkpoint
     unexpected: list[str] = field(default_factory=list)  # in the checkpoint, not in the model
     mismatched: list[str] = field(default_factory=list)  # "key: checkpoint shape -> model shape"
+
+    def add_mismatch(self, key: str, checkpoint_shape: Sequence[int], model_shape: Sequence[int]) -> None:
+        """Record that ``key`` was not loaded because its shape differs (kept at init)."""
+        self.mismatched.append(f"{key}: {tuple(checkpoint_shape)} -> {tuple(model_shape)}")
+
+    @property
+    def mismatched_keys(self) -> list[str]:
+        return [entry.split(": ", 1)[0] for entry in self.mismatched]
 
     def summary(self, path: str) -> str:
         lines = [f"loaded {len(self.loaded)} tensors from {path}"]
@@ -54,7 +65,7 @@ def load_matching(module: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> 
         if key not in own:
             report.unexpected.append(key)
         elif own[key].shape != value.shape:
-            report.mismatched.append(f"{key}: {tuple(value.shape)} -> {tuple(own[key].shape)}")
+            report.add_mismatch(key, value.shape, own[key].shape)
         else:
             loadable[key] = value
     report.missing = [k for k in own if k not in state_dict]

@@ -3,18 +3,20 @@
 Clips arrive as ``(T, H, W, 3)`` uint8 arrays from :mod:`ivtools.video` and leave as normalised
 ``(3, T, H, W)`` float tensors, the layout the video models take. Geometric transforms are
 torchvision's ``transforms.v2`` applied to a ``tv_tensors.Video`` (one crop for all frames);
-RandAugment and random erasing are timm's, applied so that every frame of a clip receives the
-same operations.
+RandAugment draws its operations with timm's objects and applies them to the whole clip at once,
+so every frame of a clip receives the same operations; random erasing is timm's.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -37,18 +39,235 @@ def to_video_tensor(frames: np.ndarray) -> tv_tensors.Video:
 def normalize(
     video: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ):
-    """``(T, 3, H, W)`` uint8 → ``(3, T, H, W)`` float, scaled to [0, 1] and standardised."""
-    video = video.as_subclass(torch.Tensor).float().div_(255.0)
-    mean_t = torch.tensor(mean).view(1, 3, 1, 1)
-    std_t = torch.tensor(std).view(1, 3, 1, 1)
-    return ((video - mean_t) / std_t).permute(1, 0, 2, 3).contiguous()
+    """``(T, 3, H, W)`` uint8 → ``(3, T, H, W)`` float, scaled to [0, 1] and standardised.
+
+    One conversion pass into the output layout and one fused ``x * (1 / (255 std)) - mean / std``.
+    """
+    video = video.as_subclass(torch.Tensor)
+    out = torch.empty(video.shape[1], video.shape[0], *video.shape[2:], dtype=torch.float32)
+    out.copy_(video.permute(1, 0, 2, 3))
+    std_t = torch.tensor(std, dtype=torch.float64).view(3, 1, 1, 1)
+    scale = (1.0 / (255.0 * std_t)).float()
+    shift = (-torch.tensor(mean, dtype=torch.float64).view(3, 1, 1, 1) / std_t).float()
+    return torch.addcmul(shift, out, scale, out=out)
+
+
+# Clip-level versions of timm's RandAugment ops. Each takes the ``(T, 3, H, W)`` uint8 clip and
+# the arguments timm's ``AugmentOp`` drew, and reproduces the PIL function it replaces: the
+# pixel-wise ops bit for bit (same lookup tables and float32 blend as Pillow), the geometric
+# ones up to interpolation (torch's bicubic kernel differs slightly from Pillow's).
+_U8 = torch.uint8
+
+
+def _lut(video: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Map each frame's channel ``(t, c)`` through its own table ``table[t, c]`` of 256 values."""
+    # NumPy's indexing with uint8 pixels is several times faster than torch's long-index gather.
+    pixels, table = video.numpy(), table.numpy()
+    out = np.empty_like(pixels)
+    for t, c in np.ndindex(*pixels.shape[:2]):
+        out[t, c] = table[t, c][pixels[t, c]]
+    return torch.from_numpy(out)
+
+
+def _histograms(video: torch.Tensor) -> torch.Tensor:
+    t, c = video.shape[:2]
+    flat = video.reshape(t * c, -1).long() + (torch.arange(t * c) * 256).view(-1, 1)
+    return torch.bincount(flat.reshape(-1), minlength=t * c * 256).view(t, c, 256)
+
+
+def _blend(degenerate: torch.Tensor, video: torch.Tensor, factor: float) -> torch.Tensor:
+    # Pillow's ImagingBlend: float32 ``in1 + alpha * (in2 - in1)``, truncated to uint8.
+    alpha = torch.tensor(factor, dtype=torch.float32)
+    first = degenerate.float()
+    out = (video.float() - first).mul_(alpha).add_(first)
+    return out.clamp_(0, 255).to(_U8)
+
+
+def _grayscale(video: torch.Tensor) -> torch.Tensor:
+    # Pillow's RGB -> L: fixed-point ITU-R 601-2 luma.
+    r, g, b = video.int().unbind(1)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(_U8).unsqueeze(1)
+
+
+def _auto_contrast(video: torch.Tensor, **_) -> torch.Tensor:
+    hist = _histograms(video) > 0
+    levels = torch.arange(256, dtype=torch.float64)
+    lo = torch.where(hist, levels, 256.0).amin(-1, keepdim=True)
+    hi = torch.where(hist, levels, -1.0).amax(-1, keepdim=True)
+    scale = 255.0 / (hi - lo).clamp_min(1)
+    table = (levels * scale - lo * scale).trunc().clamp_(0, 255)
+    table = torch.where(hi <= lo, levels, table)
+    return _lut(video, table.to(_U8))
+
+
+def _equalize(video: torch.Tensor, **_) -> torch.Tensor:
+    hist = _histograms(video)
+    nonzero = hist > 0
+    last = torch.where(nonzero, torch.arange(256), -1).amax(-1, keepdim=True)
+    step = (hist.sum(-1, keepdim=True) - hist.gather(-1, last.clamp_min(0))) // 255
+    before = torch.cumsum(hist, -1) - hist
+    table = ((step // 2 + before) // step.clamp_min(1)).clamp_(0, 255)
+    identity = (nonzero.sum(-1, keepdim=True) <= 1) | (step == 0)
+    table = torch.where(identity, torch.arange(256), table)
+    return _lut(video, table.to(_U8))
+
+
+def _invert(video: torch.Tensor, **_) -> torch.Tensor:
+    return 255 - video
+
+
+def _posterize(video: torch.Tensor, bits: int, **_) -> torch.Tensor:
+    if bits >= 8:
+        return video
+    return video & (~(2 ** (8 - bits) - 1) & 0xFF)
+
+
+def _solarize(video: torch.Tensor, thresh: float, **_) -> torch.Tensor:
+    return torch.where(video < thresh, video, 255 - video)
+
+
+def _solarize_add(video: torch.Tensor, add: int, thresh: int = 128, **_) -> torch.Tensor:
+    added = (video.to(torch.int16) + add).clamp_(0, 255).to(_U8)
+    return torch.where(video < thresh, added, video)
+
+
+def _color(video: torch.Tensor, factor: float, **_) -> torch.Tensor:
+    return _blend(_grayscale(video), video, factor)
+
+
+def _contrast(video: torch.Tensor, factor: float, **_) -> torch.Tensor:
+    gray = _grayscale(video).flatten(1).double().mean(1)
+    mean = (gray + 0.5).floor().view(-1, 1, 1, 1)
+    return _blend(mean, video, factor)
+
+
+def _brightness(video: torch.Tensor, factor: float, **_) -> torch.Tensor:
+    return _blend(torch.zeros((), dtype=_U8), video, factor)
+
+
+def _sharpness(video: torch.Tensor, factor: float, **_) -> torch.Tensor:
+    # Pillow's SMOOTH filter (3x3 ones with centre 5, over 13) rounds to nearest and leaves the
+    # one-pixel border unfiltered; in integers: floor(sum / 13 + 1/2) = (2 sum + 13) // 26.
+    x = video.to(torch.int16)
+    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+    total = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:] + 4 * x[..., 1:-1, 1:-1]
+    degenerate = video.clone()
+    degenerate[..., 1:-1, 1:-1] = ((2 * total + 13) // 26).to(_U8)
+    return _blend(degenerate, video, factor)
+
+
+_GRID_MODE = {Image.Resampling.NEAREST: "nearest", Image.Resampling.BILINEAR: "bilinear"}
+
+
+def _affine(video: torch.Tensor, matrix: Sequence[float], resample, fillcolor) -> torch.Tensor:
+    """Pillow's ``Image.transform(size, AFFINE, matrix)``: output pixel centre -> input point."""
+    if isinstance(resample, (list, tuple)):  # timm draws the interpolation per call
+        resample = random.choice(resample)
+    t, c, h, w = video.shape
+    a, b, off_x, d, e, off_y = matrix
+    xs = torch.arange(w, dtype=torch.float64).add_(0.5).view(1, w)
+    ys = torch.arange(h, dtype=torch.float64).add_(0.5).view(h, 1)
+    x_in = a * xs + b * ys + off_x
+    y_in = d * xs + e * ys + off_y
+    inside = (x_in >= 0) & (x_in < w) & (y_in >= 0) & (y_in < h)
+    grid = torch.stack((x_in * (2 / w) - 1, y_in * (2 / h) - 1), -1).float()
+    mode = _GRID_MODE.get(resample, "bicubic")
+    out = torch.nn.functional.grid_sample(
+        video.float(), grid.expand(t, h, w, 2), mode=mode, padding_mode="border", align_corners=False
+    )
+    out = out.round_().clamp_(0, 255).to(_U8)
+    fill = torch.tensor(fillcolor, dtype=_U8).view(1, -1, 1, 1)
+    return torch.where(inside, out, fill)
+
+
+def _shear_x(video, factor, **kw):
+    return _affine(video, (1, factor, 0, 0, 1, 0), **kw)
+
+
+def _shear_y(video, factor, **kw):
+    return _affine(video, (1, 0, 0, factor, 1, 0), **kw)
+
+
+def _translate_x_rel(video, pct, **kw):
+    return _affine(video, (1, 0, pct * video.shape[-1], 0, 1, 0), **kw)
+
+
+def _translate_y_rel(video, pct, **kw):
+    return _affine(video, (1, 0, 0, 0, 1, pct * video.shape[-2]), **kw)
+
+
+def _translate_x_abs(video, pixels, **kw):
+    return _affine(video, (1, 0, pixels, 0, 1, 0), **kw)
+
+
+def _translate_y_abs(video, pixels, **kw):
+    return _affine(video, (1, 0, 0, 0, 1, pixels), **kw)
+
+
+def _rotate(video, degrees, **kw):
+    # Pillow's Image.rotate about the centre without expansion; angle 0 is an exact copy.
+    if degrees % 360.0 == 0:
+        return video
+    h, w = video.shape[-2:]
+    angle = -math.radians(degrees % 360.0)
+    a, b = round(math.cos(angle), 15), round(math.sin(angle), 15)
+    d, e = round(-math.sin(angle), 15), round(math.cos(angle), 15)
+    cx, cy = w / 2, h / 2
+    return _affine(video, (a, b, a * -cx + b * -cy + cx, d, e, d * -cx + e * -cy + cy), **kw)
+
+
+CLIP_OPS = {
+    "AutoContrast": _auto_contrast,
+    "Equalize": _equalize,
+    "Invert": _invert,
+    "Rotate": _rotate,
+    "Posterize": _posterize,
+    "PosterizeIncreasing": _posterize,
+    "PosterizeOriginal": _posterize,
+    "Solarize": _solarize,
+    "SolarizeIncreasing": _solarize,
+    "SolarizeAdd": _solarize_add,
+    "Color": _color,
+    "ColorIncreasing": _color,
+    "Contrast": _contrast,
+    "ContrastIncreasing": _contrast,
+    "Brightness": _brightness,
+    "BrightnessIncreasing": _brightness,
+    "Sharpness": _sharpness,
+    "SharpnessIncreasing": _sharpness,
+    "ShearX": _shear_x,
+    "ShearY": _shear_y,
+    "TranslateX": _translate_x_abs,
+    "TranslateY": _translate_y_abs,
+    "TranslateXRel": _translate_x_rel,
+    "TranslateYRel": _translate_y_rel,
+}
+
+
+def _per_frame(name: str):
+    """timm's PIL op applied frame by frame, for ops without a clip-level version."""
+    from timm.data.auto_augment import NAME_TO_OP
+
+    pil_op = NAME_TO_OP[name]
+
+    def apply(video: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        state = random.getstate()  # ops that draw inside (random blur radius) draw once per clip
+        out = []
+        for frame in video.permute(0, 2, 3, 1).numpy():
+            random.setstate(state)
+            out.append(torch.from_numpy(np.asarray(pil_op(Image.fromarray(frame), *args, **dict(kwargs)))))
+        return torch.stack(out).permute(0, 3, 1, 2).contiguous()
+
+    return apply
 
 
 class VideoRandAugment:
     """timm's RandAugment (config string such as ``rand-m7-n4-mstd0.5-inc1``) on a whole clip.
 
-    timm draws its operations from Python's and NumPy's global generators; replaying the same
-    generator state for every frame gives each frame the same operations and magnitudes.
+    timm's own ``RandAugment`` and ``AugmentOp`` objects choose the operations and draw their
+    probabilities and magnitudes, once per clip, from Python's and NumPy's global generators;
+    each op's image function is swapped for a clip-level tensor version (see ``CLIP_OPS``), so
+    every frame receives the same operations in one call.
     """
 
     def __init__(
@@ -63,17 +282,11 @@ class VideoRandAugment:
             "interpolation": str_to_pil_interp(interpolation),  # timm's ops pass it on to PIL
         }
         self.transform = rand_augment_transform(config, hparams)
+        for op in self.transform.ops:
+            op.aug_fn = CLIP_OPS.get(op.name) or _per_frame(op.name)
 
     def __call__(self, video: torch.Tensor) -> tv_tensors.Video:
-        from PIL import Image
-
-        py_state, np_state = random.getstate(), np.random.get_state()
-        out = []
-        for frame in video.as_subclass(torch.Tensor).permute(0, 2, 3, 1).numpy():
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-            out.append(np.asarray(self.transform(Image.fromarray(frame))))
-        return to_video_tensor(np.stack(out))
+        return tv_tensors.Video(self.transform(video.as_subclass(torch.Tensor)))
 
 
 class CubeRandomErasing:

@@ -3,6 +3,8 @@
 One class covers the original's ``Kinetics``/``Kinetics_sparse``/``SSV2``/``UCF101``/``HMDB51``
 datasets: the annotation list says which videos and labels, ``sampling`` says how frame indices
 are drawn (see :mod:`ivtools.video.sampling`), and the transform says how frames become tensors.
+A record with a time ``window`` (the original's ``ANet_interval`` / ``HACS_interval`` lists) draws
+its indices from the frames of that window only (:func:`window_frames`).
 
 Items are dictionaries: ``video`` (3, T, H, W) float, ``label`` (int, or a multi-hot vector for
 multi-label sets), ``index`` (the video's row), ``view`` (temporal × spatial view number in test
@@ -90,6 +92,20 @@ class ClipSampling:
         return segment_indices(num_frames, self.num_frames, clip_idx=clip_idx, num_clips=num_clips, rng=rng)
 
 
+def window_frames(num_frames: int, window: tuple[float, float, float]) -> tuple[int, int]:
+    """``(first frame, frame count)`` of the ``(total duration, start, end)`` window of a video.
+
+    As the original's ANet dataset: the frame rate is the decoded frame count over the listed
+    total duration (so that lists stay valid for videos re-encoded at another rate), and both
+    ends are truncated to whole frames. The window keeps at least one frame and ends inside the
+    video (a listed end past the decoded frames, e.g. from rounded durations, is cut there).
+    """
+    total, start, end = window
+    fps = num_frames / total
+    first = min(int(fps * start), num_frames - 1)
+    return first, max(1, min(int(fps * (end - start)), num_frames - first))
+
+
 class VideoClassificationDataset(Dataset):
     """Videos and labels from an annotation list (see :mod:`ivtools.data.annotations`).
 
@@ -151,14 +167,17 @@ class VideoClassificationDataset(Dataset):
     def load_frames(self, record: VideoRecord, clip_idx: int | None, num_clips: int, rng) -> np.ndarray:
         """Decode the frames one clip of ``record`` needs (raises VideoReadError)."""
         with open_video(record.path, backend=self.backend, size=self.decode_size) as video:
-            length = len(video)
+            first, length = (
+                (0, len(video)) if record.window is None else window_frames(len(video), record.window)
+            )
             if length < self.clip.num_frames:
                 self._warn_once(
                     record.path,
                     f"{record.path}: {length} frames, fewer than the {self.clip.num_frames}-frame clip; "
                     "frames are repeated to fill it",
                 )
-            return video.get_frames(self.clip.indices(length, clip_idx, num_clips, rng))
+            indices = self.clip.indices(length, clip_idx, num_clips, rng)
+            return video.get_frames([first + i for i in indices])
 
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)

@@ -15,7 +15,7 @@
 """
 
 from .backend import DeepSpeedBackend, NativeBackend
-from .compile import compile_blocks
+from .compile import add_compile_argument, compile_blocks, maybe_compile
 from .evaluation import evaluate_classification, mean_average_precision, topk_accuracy
 from .optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, layer_lr_scales, scale_lr
 from .resume import CheckpointManager, Preemption
@@ -46,7 +46,9 @@ __all__ = [
     "TrainerConfig",
     "WeightDecaySchedule",
     "build_lr_scheduler",
+    "add_compile_argument",
     "compile_blocks",
+    "maybe_compile",
     "build_optimizer",
     "evaluate_classification",
     "layer_lr_scales",

@@ -9,7 +9,9 @@ is shared.
 
 Data layout (the original's): ``<data_path>/{train,val,test}.csv`` with rows
 ``<video path><split><label>``, video paths relative to ``--prefix``; for SSV2 the official
-``something-something-v2-{train,validation}.json`` and ``labels.json`` are read too.
+``something-something-v2-{train,validation}.json`` and ``labels.json`` are read too; the
+``*_interval`` sets read ``<video path> <total duration> <start> <end> <label>`` rows and sample
+the clip inside ``[start, end]`` (seconds).
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ivtools.data.annotations import read_ssv2_json, read_video_list
+from ivtools.data.annotations import read_interval_list, read_ssv2_json, read_video_list
 from ivtools.data.loader import build_loader
 from ivtools.data.transforms import EvalTransform, TrainTransform, TrainTransformConfig
 from ivtools.data.video_dataset import ClipSampling, VideoClassificationDataset
 from ivtools.distributed import DistInfo, init_distributed, is_main_process
-from ivtools.train.compile import compile_blocks
+from ivtools.train.compile import add_compile_argument, maybe_compile
 from ivtools.train.evaluation import evaluate_classification
 from ivtools.train.setup import (
     backend_from_args,
@@ -49,6 +51,8 @@ DATASETS = {
     "mitv1_sparse": ("sparse", True),
     "ANet": ("dense", True),
     "HACS": ("dense", True),
+    "ANet_interval": ("sparse", True),  # the original's ANetDataset: sparse within [start, end]
+    "HACS_interval": ("sparse", True),
     "SSV2": ("segment", False),
     "UCF101": ("segment", True),
     "HMDB51": ("segment", True),
@@ -128,9 +132,7 @@ def add_classification_args(parser: argparse.ArgumentParser) -> argparse.Argumen
     g.add_argument("--enable_deepspeed", action="store_true")
     g.add_argument("--zero_stage", default=0, type=int)
     g.add_argument("--bf16", action="store_true")
-    g.add_argument(
-        "--compile", action="store_true", help="torch.compile each transformer block (faster on GPU)"
-    )
+    add_compile_argument(g)
     g.add_argument("--fp16", action="store_true")
     return parser
 
@@ -146,7 +148,8 @@ def _records(args, split: str):
         if is_main_process():
             print(f"{listing} not found: testing on {data / 'val.csv'}", flush=True)
         listing = data / "val.csv"
-    return read_video_list(listing, sep=args.split, prefix=args.prefix, num_classes=args.nb_classes)
+    reader = read_interval_list if args.data_set.endswith("_interval") else read_video_list
+    return reader(listing, sep=args.split, prefix=args.prefix, num_classes=args.nb_classes)
 
 
 def build_classification_datasets(args) -> dict[str, VideoClassificationDataset]:
@@ -271,8 +274,7 @@ def run_classification(
     model = build_model(args)
     if args.finetune and load_pretrained is not None:
         load_pretrained(model, args.finetune, args)
-    if args.compile:
-        compile_blocks(model)
+    maybe_compile(model, args, dist.device)
 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     global_batch = global_batch_size(args, dist)

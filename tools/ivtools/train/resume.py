@@ -11,6 +11,7 @@ by every rank. ``latest_checkpoint`` in the output directory names the newest on
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ivtools.distributed import all_gather_object, barrier, get_rank, is_main_process
+from ivtools.distributed import all_gather_object, barrier, get_rank, get_world_size, is_main_process
 
 LATEST = "latest_checkpoint"
 
@@ -137,6 +138,11 @@ class CheckpointManager:
     def load(self, path: Path) -> dict:
         """Restore model, optimizer and this rank's RNG from ``path``; return the saved state."""
         if self.backend.kind == "deepspeed":
+            saved_world = zero_world_size(path)
+            if saved_world is not None and saved_world != get_world_size():
+                path = universal_checkpoint(path)
+                # DeepSpeed reads this flag when loading; it re-partitions the optimizer state.
+                self.backend.model._config.load_universal_checkpoint = True
             _, state = self.backend.model.load_checkpoint(str(path.parent), tag=path.name)
             if state is None:
                 raise RuntimeError(f"DeepSpeed could not load checkpoint {path}")
@@ -148,3 +154,23 @@ class CheckpointManager:
         if len(states) > get_rank():
             set_rng_state(states[get_rank()])
         return state
+
+
+def zero_world_size(folder: Path) -> int | None:
+    """How many data-parallel ranks wrote a DeepSpeed ZeRO-1/2 checkpoint folder (None if not one)."""
+    shards = list(Path(folder).glob("*zero_pp_rank_*_mp_rank_00_optim_states.pt"))
+    return len(shards) or None
+
+
+def universal_checkpoint(path: Path) -> Path:
+    """DeepSpeed's universal form of a ZeRO-1/2 checkpoint (made once, next to it), which loads
+    at any world size: a run saved on N GPUs resumes on M."""
+    out = path.parent / "universal" / path.name
+    if is_main_process() and not (out / "zero").is_dir():
+        from deepspeed.checkpoint import ds_to_universal
+
+        options = {"num_extract_workers": 1, "num_merge_workers": 1, "keep_temp_folder": False}
+        options.update(strict=True, inject_missing_state=True)
+        ds_to_universal.main(argparse.Namespace(input_folder=str(path), output_folder=str(out), **options))
+    barrier()
+    return out

@@ -171,6 +171,7 @@ class PyAVReader(VideoReader):
         if not self._pts:
             return self._read_sequential(sorted_unique)
         wanted = set(sorted_unique)
+        wanted_pts = {self._pts[i] for i in wanted}
         out: dict[int, np.ndarray] = {}
         frames = None  # one decode generator per seek, so that no decoded frame is dropped
         position = -1  # index of the last decoded frame
@@ -180,7 +181,7 @@ class PyAVReader(VideoReader):
             key = self._keyframe_before(target)
             if frames is None or target <= position or key > position:
                 self._container.seek(self._pts[key], stream=self._stream, backward=True, any_frame=False)
-                frames = self._container.decode(self._stream)
+                frames = self._decode_skipping(wanted_pts)
                 position = -1
             for frame in frames:
                 index = self._index_of_pts.get(frame.pts)
@@ -192,6 +193,21 @@ class PyAVReader(VideoReader):
                 if index >= target:
                     break
         return out
+
+    def _decode_skipping(self, wanted_pts: set[int]):
+        """Decode forward from the current position, skipping unwanted non-reference frames.
+
+        A frame that no other frame references (most B-frames) and that is not wanted need not be
+        decoded at all: the decoder is told to discard it, packet by packet, which leaves every
+        decoded frame bit-identical.
+        """
+        ctx = self._stream.codec_context
+        try:
+            for packet in self._container.demux(self._stream):
+                ctx.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted_pts else "NONREF"
+                yield from packet.decode()
+        finally:
+            ctx.skip_frame = "DEFAULT"
 
     def _read_sequential(self, sorted_unique):
         self._container.seek(0)
