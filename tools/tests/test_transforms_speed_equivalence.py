@@ -50,7 +50,8 @@ GEOMETRIC_OPS = [
 @pytest.fixture(scope="module")
 def clip(real_videos) -> np.ndarray:
     """Four real frames (plus a flat one, the degenerate histogram case), cropped to 120x136."""
-    frames = read_frames(real_videos[0], [0, 7, 19, 33])[:, :120, :136].copy()
+    # PyAV, not "auto": loading decord's bundled FFmpeg first breaks later libvpx encoding in-process.
+    frames = read_frames(real_videos[0], [0, 7, 19, 33], backend="pyav")[:, :120, :136].copy()
     flat = np.full_like(frames[:1], 90)
     return np.concatenate([frames, flat])
 

@@ -49,8 +49,8 @@ DATASETS = {
     "Kinetics": ("dense", True),
     "Kinetics_sparse": ("sparse", True),
     "mitv1_sparse": ("sparse", True),
-    "ANet": ("dense", True),
-    "HACS": ("dense", True),
+    "ANet": ("sparse", True),
+    "HACS": ("sparse", True),
     "ANet_interval": ("sparse", True),  # the original's ANetDataset: sparse within [start, end]
     "HACS_interval": ("sparse", True),
     "SSV2": ("segment", False),
