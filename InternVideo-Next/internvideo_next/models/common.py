@@ -8,7 +8,6 @@ hide the same number of tokens, as in the original.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +16,15 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from ivtools.checkpoint import interpolate_pos_embed
-from ivtools.layers import AttentionPoolingBlock, RMSNorm, make_blocks, merge_residual, sincos_pos_embed_3d
+from ivtools.layers import (
+    AttentionPoolingBlock,
+    RMSNorm,
+    init_vit_weights,
+    make_blocks,
+    merge_residual,
+    rescale_residual_branches,
+    sincos_pos_embed_3d,
+)
 
 
 class PatchEmbed(nn.Module):
@@ -172,21 +179,8 @@ class VideoTransformer(nn.Module):
         )
         self.clip_projector = AttentionPoolingBlock(embed_dim, attn_pool_num_heads, out_dim=clip_embed_dim)
         trunc_normal_(self.cls_token, std=0.02)
-        self.apply(self._init_weights)
-        for layer_id, block in enumerate(self.blocks, start=1):
-            # Residual-branch outputs shrink with depth (the original's fix_init_weight).
-            block.attn.proj.weight.data.div_(math.sqrt(2.0 * layer_id))
-            block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear) and m.weight.device.type != "meta":
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm) and m.weight is not None:
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        self.apply(init_vit_weights)
+        rescale_residual_branches(self.blocks)
 
     @property
     def dtype(self) -> torch.dtype:

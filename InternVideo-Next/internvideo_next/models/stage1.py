@@ -24,6 +24,8 @@ from timm.layers import trunc_normal_
 from timm.models import register_model
 from torch import nn
 
+from ivtools.layers import init_vit_weights
+
 from .common import MLPDecoder, VideoTransformer, return_layer_indices
 from .diffloss import DiffLoss
 from .encoder import BASE, GIANT_1B, LARGE, RELEASED_DEFAULTS, model_kwargs
@@ -77,7 +79,7 @@ class InternVideoNextStage1(MaskTokenDecoding, VideoTransformer):
         trunc_normal_(self.bert_mask_token, std=0.02)
         # The original re-initialises its decoders with the trunk's truncated-normal init.
         for decoder in (self.clip_decoder, self.to_bert_proj, self.final_clip_decoder):
-            decoder.apply(self._init_weights)
+            decoder.apply(init_vit_weights)
         patch = self.patch_embed
         self.diffloss = DiffLoss(
             patch.in_chans * patch.patch_size**2, width, depth=diffloss_d, width=diffloss_w

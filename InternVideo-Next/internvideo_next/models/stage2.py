@@ -17,6 +17,8 @@ from timm.layers import trunc_normal_
 from timm.models import register_model
 from torch import nn
 
+from ivtools.layers import init_vit_weights
+
 from .common import MLPDecoder, VideoTransformer
 from .encoder import BASE, GIANT_1B, LARGE, RELEASED_DEFAULTS, model_kwargs
 from .semantic_decoder import MaskTokenDecoding, build_semantic_decoder
@@ -38,7 +40,7 @@ class InternVideoNextStage2(MaskTokenDecoding, VideoTransformer):
         self.bert_mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         trunc_normal_(self.bert_mask_token, std=0.02)
         for name in ("to_bert_proj", "selfdist_decoder", "selfdist_normproj_decoder", "selfdist_proj_clip"):
-            getattr(self, name).apply(self._init_weights)
+            getattr(self, name).apply(init_vit_weights)
         self.bert_decoder = bert
 
     @torch.no_grad()

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ivtools.checkpoint import interpolate_pos_embed, load_state_dict_file, strip_prefix, unwrap_state_dict
+from ivtools.layers import init_vit_weights
 
 from ._factory import register_factory
 from .clip_blocks import drop_path_rates
@@ -437,20 +438,10 @@ class VisionTransformer(nn.Module):
         self.fc_norm = norm_layer(embed_dim) if use_mean_pooling else None
         self.head_dropout = nn.Dropout(head_drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(self._init_weights)
+        self.apply(init_vit_weights)
         if num_classes > 0:
             self.head.weight.data.mul_(init_scale)
             self.head.bias.data.mul_(init_scale)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
     def get_num_layers(self) -> int:
         return len(self.blocks)

@@ -20,8 +20,10 @@ from ivtools.checkpoint import interpolate_pos_embed
 from ivtools.layers import (
     AttentionPoolingBlock,
     check_fused_flags,
+    init_vit_weights,
     make_blocks,
     merge_residual,
+    rescale_residual_branches,
     sincos_pos_embed_1d,
     sincos_pos_embed_2d,
     sincos_pos_embed_3d,
@@ -282,20 +284,8 @@ class InternVideo2Encoder(nn.Module):
             if table is not None:
                 param.data.copy_(table)
         trunc_normal_(self.cls_token, std=0.02)
-        self.apply(self._init_module)
-        for layer_id, block in enumerate(self.blocks, start=1):
-            block.attn.proj.weight.data.div_(math.sqrt(2.0 * layer_id))
-            block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
-
-    @staticmethod
-    def _init_module(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            trunc_normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        self.apply(init_vit_weights)
+        rescale_residual_branches(self.blocks)
 
     # ----------------------------------------------------------------- forward pieces
     @property

@@ -21,6 +21,7 @@ from .attention import Attention, dot_product_attention
 from .attention_pool import AttentionPoolingBlock, CrossAttention
 from .block import Block, make_blocks, merge_residual
 from .flags import check_fused_flags
+from .init import init_vit_weights, rescale_residual_branches
 from .layer_scale import LayerScale
 from .mlp import gelu_layer, make_mlp
 from .norm import RMSNorm
@@ -36,9 +37,11 @@ __all__ = [
     "check_fused_flags",
     "dot_product_attention",
     "gelu_layer",
+    "init_vit_weights",
     "make_blocks",
     "make_mlp",
     "merge_residual",
+    "rescale_residual_branches",
     "sincos_pos_embed_1d",
     "sincos_pos_embed_2d",
     "sincos_pos_embed_3d",
