@@ -41,6 +41,37 @@ def measured_matmul_flops(device: torch.device, dtype=torch.bfloat16, size: int 
     return 2 * size**3 / seconds
 
 
+def add_compile_args(parser) -> None:
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--compile_scope",
+        choices=["blocks", "model"],
+        default="blocks",
+        help="compile each block in place (what training does) or the whole forward as one graph",
+    )
+    parser.add_argument(
+        "--compile_mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs"
+    )
+
+
+def compile_for_benchmark(model: torch.nn.Module, forward: Callable, args) -> Callable:
+    """``forward`` (a bound method or the model) as ``--compile`` / ``--compile_scope`` ask."""
+    from ivtools.train import compile_blocks
+
+    if not args.compile:
+        return forward
+    if args.compile_scope == "blocks":
+        compile_blocks(model, mode=args.compile_mode)
+        return forward
+    return torch.compile(forward, mode=args.compile_mode)
+
+
+def compile_note(args) -> str:
+    if not args.compile:
+        return "eager"
+    return f"torch.compile ({args.compile_scope}{f', mode {args.compile_mode}' if args.compile_mode else ''})"
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -13,7 +13,10 @@ import argparse
 
 import torch
 from common import (
+    add_compile_args,
     build_model,
+    compile_for_benchmark,
+    compile_note,
     measured_matmul_flops,
     peak_memory_gib,
     reset_peak_memory,
@@ -22,7 +25,6 @@ from common import (
 )
 
 from internvideo2.models import forward_flops
-from ivtools.train import compile_blocks
 
 MODELS = [
     "internvideo2_small_patch14_224",
@@ -37,13 +39,12 @@ def measure(name: str, batch: int, args, device, peak: float) -> str:
     model, (frames, size) = build_model(name, args.frames, args.quick, device, dtype)
     model.eval()
     flops = forward_flops(model, batch_size=1)
-    if args.compile:
-        compile_blocks(model, mode=args.compile_mode)
+    features = compile_for_benchmark(model, model.forward_features, args)
     video = torch.randn(batch, 3, frames, size, size, device=device, dtype=dtype)
 
     @torch.inference_mode()
     def forward():
-        model.forward_features(video)
+        features(video)
 
     reset_peak_memory(device)
     seconds = time_per_call(forward, device, args.warmup, args.iters)
@@ -59,10 +60,7 @@ def main(argv=None) -> str:
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--batch_sizes", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument(
-        "--compile_mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs"
-    )
+    add_compile_args(parser)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--quick", action="store_true")
@@ -80,7 +78,7 @@ def main(argv=None) -> str:
     ]
     notes = [
         f"Measured bf16 matmul rate (8192^3): {peak / 1e12:.0f} TFLOP/s; "
-        f"{args.frames} frames; forward_features in inference mode{f', torch.compile (mode {args.compile_mode})' if args.compile else ''}."
+        f"{args.frames} frames; forward_features in inference mode, {compile_note(args)}."
     ]
     return write_report("inference", "InternVideo2 inference throughput", table, notes, device, args.output)
 

@@ -12,10 +12,8 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import build_model, write_report
+from common import add_compile_args, build_model, compile_for_benchmark, write_report
 from torch.profiler import ProfilerActivity, profile
-
-from ivtools.train import compile_blocks
 
 GROUPS = {
     "attention": ("flash", "fmha", "attention", "sdpa", "efficient_attention", "cudnn_sdp"),
@@ -37,22 +35,24 @@ def main(argv=None) -> str:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--mode", choices=["inference", "train"], default="inference")
-    parser.add_argument("--compile", action="store_true")
+    add_compile_args(parser)
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     device = torch.device("cuda")
     model, (frames, size) = build_model(args.model, args.frames, False, device, torch.bfloat16)
-    if args.compile:
-        compile_blocks(model)
+    model.train(args.mode == "train")
+    forward = compile_for_benchmark(model, model, args)
     video = torch.randn(args.batch, 3, frames, size, size, device=device, dtype=torch.bfloat16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
 
     def step():
         if args.mode == "inference":
             with torch.inference_mode():
-                model(video)
+                forward(video)
             return
-        loss = F.cross_entropy(model(video).float(), torch.zeros(args.batch, dtype=torch.long, device=device))
+        loss = F.cross_entropy(
+            forward(video).float(), torch.zeros(args.batch, dtype=torch.long, device=device)
+        )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -42,3 +42,13 @@ def test_benchmark_writes_a_table_with_positive_rates(benchmark_module, tmp_path
         clips_per_s = float(row[3] if script != "inference" else row[2])
         assert clips_per_s > 0
         assert row[-1].endswith("%")
+
+
+def test_kernels_benchmark_times_every_attention_and_gemm_variant(benchmark_module, tmp_path):
+    out = tmp_path / "kernels.md"
+    report = benchmark_module("kernels").main(["--quick", "--output", str(out)])
+    assert out.read_text() == report
+    milliseconds = [float(cell.split("(")[1].split()[0]) for cell in report.split("| default |")[1:2]]
+    assert milliseconds and milliseconds[0] > 0
+    gemm_rows = [line for line in report.splitlines() if line.startswith("| tiny |")]
+    assert len(gemm_rows) == 4 and all(float(row.strip("|").split("|")[-1]) > 0 for row in gemm_rows)

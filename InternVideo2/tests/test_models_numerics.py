@@ -211,3 +211,17 @@ def test_layer_scale_product_in_fp32_under_autocast():
         out = scale(x)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), torch.full((2, 8), 3e-5).bfloat16().float())
+
+
+@pytest.mark.parametrize("tubelet", [1, 2])
+def test_patch_embed_matmul_equals_the_strided_convolution(tubelet):
+    from internvideo2.models import PatchEmbed3D
+
+    torch.manual_seed(0)
+    embed = PatchEmbed3D(
+        img_size=28, patch_size=14, embed_dim=16, num_frames=4, tubelet_size=tubelet
+    ).double()
+    x = torch.randn(2, 3, 4, 28, 28, dtype=torch.float64)
+    conv = torch.nn.functional.conv3d(x, embed.proj.weight, embed.proj.bias, stride=embed.proj.stride)
+    expected = conv.flatten(3).permute(0, 2, 3, 1)  # (B, T', H'W', D)
+    torch.testing.assert_close(embed(x), expected, rtol=1e-12, atol=1e-12)

@@ -7,6 +7,11 @@ Two measurements, each for 8- and 16-frame clips (sparse sampling, the Kinetics_
   224, flip, RandAugment, normalise, random erasing -- in one process with one torch thread
   (as a DataLoader worker runs), i.e. clips/s per worker.
 
+``--workers N ...`` adds clips/s out of a DataLoader with N worker processes; ``--device_augment``
+measures those rows also with workers that only decode, crop and flip (``--device_augment`` of
+the training), and times ``DeviceAugment`` (RandAugment, normalise, erasing) on a batch of 32
+8x224x224 clips on the training device (CUDA when present, else the CPU with one thread).
+
 The source videos are written first (H.264, 30 fps, keyframe every 2 s, like typical web video).
 The table goes to stdout and to ``tools/benchmarks/results/video_decode.md`` with the date,
 machine, library versions and the exact command.
@@ -60,16 +65,92 @@ def decode_rate(path: Path, backend: str, clip_len: int, clips: int, rng: np.ran
     return clips / (time.perf_counter() - start)
 
 
-def pipeline_rate(path: Path, backend: str, clip_len: int, clips: int) -> float:
-    transform = TrainTransform(TrainTransformConfig(input_size=224, rand_augment="rand-m7-n4-mstd0.5-inc1"))
-    records = [VideoRecord(str(path), (0,))] * clips
-    dataset = VideoClassificationDataset(
-        records, "train", ClipSampling("sparse", clip_len), transform, num_classes=1, backend=backend
+def augment_config(device_augment: bool = False) -> TrainTransformConfig:
+    return TrainTransformConfig(
+        input_size=224, rand_augment="rand-m7-n4-mstd0.5-inc1", device_augment=device_augment
     )
+
+
+def train_dataset(
+    path: Path, backend: str, clip_len: int, videos: int, num_sample: int, device_augment: bool = False
+) -> VideoClassificationDataset:
+    """``videos`` training items of ``path``, with the B14 recipe's augmentation."""
+    return VideoClassificationDataset(
+        [VideoRecord(str(path), (0,))] * videos,
+        "train",
+        ClipSampling("sparse", clip_len),
+        TrainTransform(augment_config(device_augment)),
+        num_classes=1,
+        backend=backend,
+        num_sample=num_sample,
+    )
+
+
+def pipeline_rate(path: Path, backend: str, clip_len: int, clips: int, num_sample: int = 1) -> float:
+    dataset = train_dataset(path, backend, clip_len, clips, num_sample)
     start = time.perf_counter()
     for i in range(clips):
         dataset[(i, 0)]
+    return clips * num_sample / (time.perf_counter() - start)
+
+
+def loader_rate(
+    path: Path,
+    backend: str,
+    clip_len: int,
+    workers: int,
+    num_sample: int,
+    batches: int,
+    device_augment: bool = False,
+) -> float:
+    """Clips/s out of a ``build_loader`` DataLoader with ``workers`` processes (the training setup)."""
+    from ivtools.data import build_loader
+
+    videos_per_batch = max(1, 32 // num_sample)  # 32 clips per step, as the B14 recipe
+    videos = videos_per_batch * (batches + 2 * workers + 1)
+    dataset = train_dataset(path, backend, clip_len, videos, num_sample, device_augment)
+    loader = build_loader(dataset, videos_per_batch, train=True, num_workers=workers, pin_memory=False)
+    batches_iter = iter(loader)
+    for _ in range(2 * workers):  # let every worker start and fill its queue once
+        next(batches_iter)
+    start, clips = time.perf_counter(), 0
+    for _ in range(batches):
+        clips += len(next(batches_iter)["video"])
     return clips / (time.perf_counter() - start)
+
+
+def device_augment_ms(device: torch.device, batch: int, repeats: int) -> float:
+    """Milliseconds per ``DeviceAugment`` call on ``batch`` 8x224x224 uint8 clips on ``device``."""
+    from ivtools.data import DeviceAugment
+
+    augment = DeviceAugment(augment_config())
+    videos = torch.randint(0, 256, (batch, 8, 3, 224, 224), dtype=torch.uint8, device=device)
+    augment(videos)  # warm-up: kernels, allocator
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        augment(videos)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def device_augment_section(batch: int) -> str:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, 1 thread"
+    ms = device_augment_ms(device, batch, repeats=10 if device.type == "cuda" else 1)
+    return (
+        "\n".join(
+            [
+                "\n## DeviceAugment (RandAugment rand-m7-n4-mstd0.5-inc1, normalise, erasing 0.25), 8x224x224 clips\n",
+                "| device | clips per batch | ms per batch | clips/s |",
+                "|---|---|---|---|",
+                f"| {name} | {batch} | {ms:.2f} | {batch / ms * 1e3:.1f} |",
+            ]
+        )
+        + "\n"
+    )
 
 
 def environment() -> str:
@@ -92,12 +173,25 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the source videos")
     parser.add_argument("--clips", type=int, default=20, help="clips per measurement")
+    parser.add_argument(
+        "--workers", type=int, nargs="*", default=[], help="also time a DataLoader with N workers"
+    )
+    parser.add_argument("--num_sample", type=int, default=2, help="repeated augmentation of the loader runs")
+    parser.add_argument("--loader_batches", type=int, default=20)
+    parser.add_argument(
+        "--device_augment",
+        action="store_true",
+        help="also time the loader with workers doing only decode+crop+flip, and DeviceAugment",
+    )
+    parser.add_argument("--augment_batch", type=int, default=32, help="clips per DeviceAugment batch")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.clips = 1.0, 2
+        args.loader_batches, args.augment_batch = min(args.loader_batches, 2), min(args.augment_batch, 2)
     torch.set_num_threads(1)  # what a DataLoader worker runs with
     backends = [b for b in available_backends() if b != "frames"]
+    loader_backend = "pyav" if "pyav" in backends else backends[0]
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,11 +201,22 @@ def main(argv: list[str] | None = None) -> str:
                 for clip_len in (8, 16):
                     decode = decode_rate(path, backend, clip_len, args.clips, rng)
                     pipe = pipeline_rate(path, backend, clip_len, args.clips)
-                    rows.append(f"| {source} | {backend} | {clip_len} | {decode:.1f} | {pipe:.1f} |")
+                    repeated = pipeline_rate(path, backend, clip_len, args.clips, args.num_sample)
+                    rows.append(
+                        f"| {source} | {backend} | {clip_len} | {decode:.1f} | {pipe:.1f} | {repeated:.1f} |"
+                    )
+        modes = (False, True) if args.device_augment else (False,)
+        loader_rows = [
+            f"| 240p | {workers} | {args.num_sample} | {'decode+crop+flip' if on_device else 'all'} | "
+            f"{loader_rate(sources['240p'], loader_backend, 8, workers, args.num_sample, args.loader_batches, on_device):.1f} |"
+            for workers in args.workers
+            for on_device in modes
+        ]
     table = "\n".join(
         [
-            "| source | backend | frames | decode clips/s | pipeline clips/s per worker |",
-            "|---|---|---|---|---|",
+            "| source | backend | frames | decode clips/s | pipeline clips/s per worker "
+            f"| same, num_sample {args.num_sample} |",
+            "|---|---|---|---|---|---|",
             *rows,
         ]
     )
@@ -122,6 +227,20 @@ def main(argv: list[str] | None = None) -> str:
         f"- sources: H.264 {args.seconds:g} s at 30 fps, keyframe every 60 frames; {args.clips} clips each\n\n"
         f"{table}\n"
     )
+    if loader_rows:
+        report += (
+            "\n".join(
+                [
+                    f"\n## DataLoader, 8-frame clips, backend {loader_backend}, 32 clips per batch\n",
+                    "| source | workers | num_sample | workers do | clips/s |",
+                    "|---|---|---|---|---|",
+                    *loader_rows,
+                ]
+            )
+            + "\n"
+        )
+    if args.device_augment:
+        report += device_augment_section(args.augment_batch)
     print(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report)

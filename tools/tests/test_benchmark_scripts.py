@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+import torch
+
 from ivtools.video import available_backends
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -19,11 +22,21 @@ def _load(name: str):
 
 def test_video_decode_benchmark_writes_a_full_table(tmp_path):
     out = tmp_path / "video_decode.md"
-    report = _load("video_decode").main(["--quick", "--output", str(out)])
+    argv = ["--quick", "--output", str(out), "--workers", "0", "--device_augment"]
+    report = _load("video_decode").main(argv)
     assert out.read_text() == report
-    rows = [line for line in report.splitlines() if line.startswith("| 240p") or line.startswith("| 720p")]
+    decoding, loader, augment = report.split("\n## ")
+    rows = [line for line in decoding.splitlines() if line.startswith("| 240p") or line.startswith("| 720p")]
     backends = [b for b in available_backends() if b != "frames"]
     assert len(rows) == 2 * len(backends) * 2
     for row in rows:
         decode, pipeline = (float(x) for x in row.strip("| ").split(" | ")[-2:])
         assert decode > 0 and pipeline > 0
+    # --device_augment: the loader with workers doing all or only decode+crop+flip, and DeviceAugment
+    loader_rows = [row.strip("| ").split(" | ") for row in loader.splitlines() if row.startswith("| 240p")]
+    assert [row[3] for row in loader_rows] == ["all", "decode+crop+flip"]
+    assert all(float(row[4]) > 0 for row in loader_rows)
+    (device, clips, ms, rate) = augment.splitlines()[-1].strip("| ").split(" | ")
+    assert device == (torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU, 1 thread")
+    assert clips == "2"
+    assert float(rate) == pytest.approx(2 / float(ms) * 1e3, rel=0.05)

@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from timm.layers import DropPath
 
-from ivtools.layers import make_blocks
+from ivtools.layers import DropPath, make_blocks
 
 
 def test_drop_path_ramp_checkpoint_prefix_and_block_kwargs():

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from ivtools.layers import DropPath
 
 logger = logging.getLogger(__name__)
 

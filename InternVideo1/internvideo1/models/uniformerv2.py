@@ -21,12 +21,12 @@ import os
 from collections.abc import Sequence
 
 import torch
-from timm.layers import DropPath
 from timm.models import register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ivtools.checkpoint import load_state_dict_file, strip_prefix, unwrap_state_dict
+from ivtools.layers import DropPath
 
 from ._factory import model_kwargs
 from .clip_blocks import (

@@ -26,12 +26,12 @@ from functools import partial
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ivtools.checkpoint import interpolate_pos_embed, load_state_dict_file, strip_prefix, unwrap_state_dict
-from ivtools.layers import init_vit_weights
+from ivtools.layers import DropPath, init_vit_weights
 
 from ._factory import register_factory
 from .clip_blocks import drop_path_rates

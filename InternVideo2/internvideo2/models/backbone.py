@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from timm.layers import to_2tuple, trunc_normal_
 from torch import nn
 
@@ -66,8 +67,16 @@ class PatchEmbed3D(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(x)
-        return x.flatten(3).permute(0, 2, 3, 1)
+        # The convolution's kernel equals its stride, so it is one matmul over non-overlapping
+        # patches; cuDNN runs the bf16 Conv3d with a slow generic kernel (2.5 % of an L14
+        # forward on an H100), a GEMM over the unfolded patches does the same sums far faster.
+        b, c, t, h, w = x.shape
+        kt, kh, kw = self.proj.kernel_size
+        nt, nh, nw = t // kt, h // kh, w // kw
+        x = x[:, :, : nt * kt, : nh * kh, : nw * kw]
+        patches = x.reshape(b, c, nt, kt, nh, kh, nw, kw).permute(0, 2, 4, 6, 1, 3, 5, 7)
+        patches = patches.reshape(b, nt, nh * nw, c * kt * kh * kw)
+        return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
 def select_visible(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -17,11 +17,19 @@ from .annotations import (
 )
 from .loader import ResumableSampler, build_loader
 from .masking import RandomMaskGenerator, TubeMaskGenerator, build_mask_generator
-from .transforms import EvalTransform, TrainTransform, TrainTransformConfig, normalize, to_video_tensor
+from .transforms import (
+    DeviceAugment,
+    EvalTransform,
+    TrainTransform,
+    TrainTransformConfig,
+    normalize,
+    to_video_tensor,
+)
 from .video_dataset import ClipSampling, VideoClassificationDataset, collate_samples, seeded, window_frames
 
 __all__ = [
     "ClipSampling",
+    "DeviceAugment",
     "EvalTransform",
     "RandomMaskGenerator",
     "ResumableSampler",

@@ -6,7 +6,8 @@ are drawn (see :mod:`ivtools.video.sampling`), and the transform says how frames
 A record with a time ``window`` (the original's ``ANet_interval`` / ``HACS_interval`` lists) draws
 its indices from the frames of that window only (:func:`window_frames`).
 
-Items are dictionaries: ``video`` (3, T, H, W) float, ``label`` (int, or a multi-hot vector for
+Items are dictionaries: ``video`` (3, T, H, W) float (or the (T, 3, H, W) uint8 clip of a
+``device_augment`` train transform, finished on the training device by ``DeviceAugment``), ``label`` (int, or a multi-hot vector for
 multi-label sets), ``index`` (the video's row), ``view`` (temporal × spatial view number in test
 mode), ``valid`` (False when the video could not be read) and ``skipped`` (how many unreadable
 videos this item stands in for). Unreadable videos never crash a run:
@@ -112,6 +113,7 @@ class VideoClassificationDataset(Dataset):
     ``train_transform(frames)`` and ``eval_transform(frames, crop_idx)`` turn ``(T, H, W, 3)``
     uint8 frames into tensors (see :mod:`ivtools.data.transforms`). ``num_sample > 1`` returns
     that many independently augmented copies of each training video (repeated augmentation).
+    ``decode_threads`` is the FFmpeg thread count of each decoder (frame threads inside a worker).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class VideoClassificationDataset(Dataset):
         backend: str = "auto",
         decode_size: tuple[int, int] | None = None,
         max_retries: int = 20,
+        decode_threads: int = 1,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -134,11 +137,13 @@ class VideoClassificationDataset(Dataset):
             raise ValueError("dataset has no videos")
         if multi_label and num_classes is None:
             raise ValueError("multi-label datasets need num_classes")
+        if decode_threads < 1:
+            raise ValueError(f"decode_threads must be at least 1, got {decode_threads}")
         self.records = list(records)
         self.mode, self.clip, self.transform = mode, clip, transform
         self.num_classes, self.multi_label = num_classes, multi_label
         self.num_sample, self.seed, self.max_retries = num_sample, seed, max_retries
-        self.backend, self.decode_size = backend, decode_size
+        self.backend, self.decode_size, self.decode_threads = backend, decode_size, decode_threads
         self.epoch = 0
         self._warned: set[str] = set()
 
@@ -166,7 +171,9 @@ class VideoClassificationDataset(Dataset):
 
     def load_frames(self, record: VideoRecord, clip_idx: int | None, num_clips: int, rng) -> np.ndarray:
         """Decode the frames one clip of ``record`` needs (raises VideoReadError)."""
-        with open_video(record.path, backend=self.backend, size=self.decode_size) as video:
+        with open_video(
+            record.path, backend=self.backend, size=self.decode_size, threads=self.decode_threads
+        ) as video:
             first, length = (
                 (0, len(video)) if record.window is None else window_frames(len(video), record.window)
             )

@@ -20,10 +20,11 @@ Typical assembly::
 from .attention import Attention, dot_product_attention
 from .attention_pool import AttentionPoolingBlock, CrossAttention
 from .block import Block, make_blocks, merge_residual
+from .drop import DropPath
 from .flags import check_fused_flags
 from .init import init_vit_weights, rescale_residual_branches
 from .layer_scale import LayerScale
-from .mlp import gelu_layer, make_mlp
+from .mlp import GeluTanhMlp, gelu_layer, make_mlp
 from .norm import RMSNorm
 from .pos_embed import sincos_pos_embed_1d, sincos_pos_embed_2d, sincos_pos_embed_3d
 
@@ -32,6 +33,8 @@ __all__ = [
     "AttentionPoolingBlock",
     "Block",
     "CrossAttention",
+    "DropPath",
+    "GeluTanhMlp",
     "LayerScale",
     "RMSNorm",
     "check_fused_flags",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.utils.checkpoint
-from timm.layers import DropPath
 from torch import nn
 
 from .attention import Attention
+from .drop import DropPath
 from .flags import check_fused_flags
 from .layer_scale import LayerScale
 from .mlp import make_mlp

@@ -14,7 +14,6 @@ imports and the tensors are on CUDA; they compute the same function.
 
 from __future__ import annotations
 
-import functools
 import importlib
 
 import torch
@@ -30,22 +29,26 @@ def check_fused_flags(use_flash_attn: bool, use_fused_rmsnorm: bool, use_fused_m
     return bool(use_flash_attn)
 
 
-@functools.cache
-def _optional(module: str, name: str):
+def _import_or_none(module: str, name: str):
     try:
         return getattr(importlib.import_module(module), name)
     except Exception:  # absent, or present but built for another CUDA/torch: fall back to PyTorch
         return None
 
 
+# Looked up once, at import: a lookup inside a compiled forward would make Dynamo trace it.
+_FLASH_ATTN_FUNC = _import_or_none("flash_attn", "flash_attn_func")
+_DROPOUT_ADD_RMS_NORM = _import_or_none("flash_attn.ops.rms_norm", "dropout_add_rms_norm")
+
+
 def flash_attn_func():
     """flash-attn's ``flash_attn_func`` (inputs ``(B, N, H, D)``), or ``None`` when not installed."""
-    return _optional("flash_attn", "flash_attn_func")
+    return _FLASH_ATTN_FUNC
 
 
 def flash_dropout_add_rms_norm():
     """flash-attn's ``dropout_add_rms_norm`` kernel, or ``None`` when not installed/built."""
-    return _optional("flash_attn.ops.rms_norm", "dropout_add_rms_norm")
+    return _DROPOUT_ADD_RMS_NORM
 
 
 def on_cuda(*tensors: torch.Tensor) -> bool:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ivtools.data.annotations import read_interval_list, read_ssv2_json, read_video_list
 from ivtools.data.loader import build_loader
-from ivtools.data.transforms import EvalTransform, TrainTransform, TrainTransformConfig
+from ivtools.data.transforms import DeviceAugment, EvalTransform, TrainTransform, TrainTransformConfig
 from ivtools.data.video_dataset import ClipSampling, VideoClassificationDataset
 from ivtools.distributed import DistInfo, init_distributed, is_main_process
 from ivtools.train.compile import add_compile_argument, maybe_compile
@@ -100,6 +100,12 @@ def add_classification_args(parser: argparse.ArgumentParser) -> argparse.Argumen
     g.add_argument("--mixup_prob", type=float, default=1.0)
     g.add_argument("--mixup_switch_prob", type=float, default=0.5)
     g.add_argument("--mixup_mode", type=str, default="batch")
+    g.add_argument(
+        "--device_augment",
+        action="store_true",
+        help="do RandAugment, normalise and random erasing on the training device, on the batch; "
+        "workers only decode, crop and flip",
+    )
     g = parser.add_argument_group("data")
     g.add_argument("--data_set", default="Kinetics", choices=sorted(DATASETS))
     g.add_argument("--data_path", default="", type=str, help="folder with train/val/test lists")
@@ -113,6 +119,7 @@ def add_classification_args(parser: argparse.ArgumentParser) -> argparse.Argumen
     g.add_argument("--test_num_segment", type=int, default=5)
     g.add_argument("--test_num_crop", type=int, default=3)
     g.add_argument("--video_backend", default="auto", help="ivtools.video backend")
+    g.add_argument("--decode_threads", default=1, type=int, help="FFmpeg threads per video decoder")
     g.add_argument("--num_workers", default=10, type=int)
     g.add_argument("--pin_mem", action="store_true", default=True)
     g.add_argument("--no_pin_mem", action="store_false", dest="pin_mem")
@@ -152,27 +159,40 @@ def _records(args, split: str):
     return reader(listing, sep=args.split, prefix=args.prefix, num_classes=args.nb_classes)
 
 
-def build_classification_datasets(args) -> dict[str, VideoClassificationDataset]:
-    """Train / val / test datasets from ``args`` (the test one has all multi-view views)."""
+def train_transform_config(args) -> TrainTransformConfig:
+    """The training augmentation of ``args`` (shared by the workers and ``DeviceAugment``)."""
     if args.data_set not in DATASETS:
         raise ValueError(f"unknown --data_set {args.data_set!r}; choose from {sorted(DATASETS)}")
-    sampling, flip = DATASETS[args.data_set]
+    return TrainTransformConfig(
+        input_size=args.input_size,
+        min_scale=getattr(args, "min_scale", 0.08),
+        flip=DATASETS[args.data_set][1],
+        rand_augment=None if args.aa in ("", "none", None) else args.aa,
+        reprob=args.reprob,
+        remode=args.remode,
+        recount=args.recount,
+        interpolation=args.train_interpolation,
+        device_augment=getattr(args, "device_augment", False),
+    )
+
+
+def build_classification_datasets(args) -> dict[str, VideoClassificationDataset]:
+    """Train / val / test datasets from ``args`` (the test one has all multi-view views)."""
+    train_tf = TrainTransform(train_transform_config(args))
     clip = ClipSampling(
-        sampling, args.num_frames, args.sampling_rate, args.test_num_segment, args.test_num_crop
+        DATASETS[args.data_set][0],
+        args.num_frames,
+        args.sampling_rate,
+        args.test_num_segment,
+        args.test_num_crop,
     )
-    train_tf = TrainTransform(
-        TrainTransformConfig(
-            input_size=args.input_size,
-            min_scale=getattr(args, "min_scale", 0.08),
-            flip=flip,
-            rand_augment=None if args.aa in ("", "none", None) else args.aa,
-            reprob=args.reprob,
-            remode=args.remode,
-            recount=args.recount,
-            interpolation=args.train_interpolation,
-        )
-    )
-    common = {"clip": clip, "num_classes": args.nb_classes, "seed": args.seed, "backend": args.video_backend}
+    common = {
+        "clip": clip,
+        "num_classes": args.nb_classes,
+        "seed": args.seed,
+        "backend": args.video_backend,
+        "decode_threads": getattr(args, "decode_threads", 1),
+    }
     datasets = {}
     if not args.eval:
         datasets["train"] = VideoClassificationDataset(
@@ -222,9 +242,17 @@ def build_criterion(args) -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
-def classification_step_fn(criterion: nn.Module, mixup: VideoMixup | None):
+def classification_step_fn(
+    criterion: nn.Module, mixup: VideoMixup | None, device_augment: DeviceAugment | None = None
+):
+    """The training step; ``device_augment`` finishes the uint8 batches of ``device_augment`` workers."""
+
     def step(model, batch, backend):
         video = backend.prepare(batch["video"])
+        if device_augment is not None:
+            # prepare moved the uint8 batch as it is; the second call gives the augmented float
+            # batch the backend's input dtype (bf16/fp16 under DeepSpeed).
+            video = backend.prepare(device_augment(video))
         target = batch["label"].to(video.device, non_blocking=True)
         hard_target = target
         if mixup is not None:
@@ -306,7 +334,13 @@ def run_classification(
         trainer = Trainer(
             backend,
             train_loader,
-            classification_step_fn(build_criterion(args), mixup),
+            classification_step_fn(
+                build_criterion(args),
+                mixup,
+                DeviceAugment(train_transform_config(args))
+                if getattr(args, "device_augment", False)
+                else None,
+            ),
             cfg,
             dist,
             lr_scheduler=scheduler,
