@@ -57,10 +57,12 @@ def write_sources(folder: Path, seconds: float) -> dict[str, Path]:
     return out
 
 
-def decode_rate(path: Path, backend: str, clip_len: int, clips: int, rng: np.random.Generator) -> float:
+def decode_rate(
+    path: Path, backend: str, clip_len: int, clips: int, rng: np.random.Generator, threads: int = 1
+) -> float:
     start = time.perf_counter()
     for _ in range(clips):
-        with open_video(path, backend=backend) as reader:
+        with open_video(path, backend=backend, threads=threads) as reader:
             reader.get_frames(sparse_indices(len(reader), clip_len, rng=rng))
     return clips / (time.perf_counter() - start)
 
@@ -183,6 +185,13 @@ def main(argv: list[str] | None = None) -> str:
         action="store_true",
         help="also time the loader with workers doing only decode+crop+flip, and DeviceAugment",
     )
+    parser.add_argument(
+        "--decode_threads",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time 240p decoding with N decoder threads",
+    )
     parser.add_argument("--augment_batch", type=int, default=32, help="clips per DeviceAugment batch")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -212,6 +221,11 @@ def main(argv: list[str] | None = None) -> str:
             for workers in args.workers
             for on_device in modes
         ]
+        thread_rows = [
+            f"| 240p | {loader_backend} | {threads} | "
+            f"{decode_rate(sources['240p'], loader_backend, 8, args.clips, rng, threads):.1f} |"
+            for threads in args.decode_threads
+        ]
     table = "\n".join(
         [
             "| source | backend | frames | decode clips/s | pipeline clips/s per worker "
@@ -239,6 +253,16 @@ def main(argv: list[str] | None = None) -> str:
             )
             + "\n"
         )
+    if thread_rows:
+        report += "\n".join(
+            [
+                "\n## Decoder threads, 8-frame clips, decode only\n",
+                "| source | backend | threads | decode clips/s |",
+                "|---|---|---|---|",
+                *thread_rows,
+            ]
+        )
+        report += "\n"
     if args.device_augment:
         report += device_augment_section(args.augment_batch)
     print(report)

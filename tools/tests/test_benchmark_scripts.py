@@ -22,10 +22,10 @@ def _load(name: str):
 
 def test_video_decode_benchmark_writes_a_full_table(tmp_path):
     out = tmp_path / "video_decode.md"
-    argv = ["--quick", "--output", str(out), "--workers", "0", "--device_augment"]
+    argv = ["--quick", "--output", str(out), "--workers", "0", "--device_augment", "--decode_threads", "2"]
     report = _load("video_decode").main(argv)
     assert out.read_text() == report
-    decoding, loader, augment = report.split("\n## ")
+    decoding, loader, threads, augment = report.split("\n## ")
     rows = [line for line in decoding.splitlines() if line.startswith("| 240p") or line.startswith("| 720p")]
     backends = [b for b in available_backends() if b != "frames"]
     assert len(rows) == 2 * len(backends) * 2
@@ -36,6 +36,8 @@ def test_video_decode_benchmark_writes_a_full_table(tmp_path):
     loader_rows = [row.strip("| ").split(" | ") for row in loader.splitlines() if row.startswith("| 240p")]
     assert [row[3] for row in loader_rows] == ["all", "decode+crop+flip"]
     assert all(float(row[4]) > 0 for row in loader_rows)
+    (thread_row,) = [row.strip("| ").split(" | ") for row in threads.splitlines() if row.startswith("| 240p")]
+    assert thread_row[2] == "2" and float(thread_row[3]) > 0
     (device, clips, ms, rate) = augment.splitlines()[-1].strip("| ").split(" | ")
     assert device == (torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU, 1 thread")
     assert clips == "2"
