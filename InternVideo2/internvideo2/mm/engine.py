@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from internvideo2.mm.data import (
 from internvideo2.mm.retrieval import FRAME_ENSEMBLES, evaluate_retrieval
 from ivtools.data import build_loader
 from ivtools.distributed import DistInfo, init_distributed
-from ivtools.train import Trainer, build_lr_scheduler, build_optimizer
+from ivtools.train import Trainer, WarmupCosineMultiplier, build_optimizer
 from ivtools.train.setup import (
     backend_from_args,
     seed_everything,
@@ -208,25 +209,57 @@ def training_args(cfg: DictConfig) -> argparse.Namespace:
     )
 
 
-def build_lr_schedule(cfg: DictConfig, optimizer, per_epoch: int):
-    """Cosine to ``lr * scheduler.min_lr_multi`` after ``scheduler.warmup_epochs`` of linear warmup.
-
-    The original's multi-modality schedule: no lr scaling with the batch size, hence not
-    :func:`ivtools.train.setup.schedules_from_args`.
-    """
-    return build_lr_scheduler(
+def build_lr_schedule(cfg: DictConfig, optimizer, per_epoch: int) -> WarmupCosineMultiplier:
+    """The original's schedule: linear warm-up over ``scheduler.warmup_epochs``, then cosine,
+    both floored at ``scheduler.min_lr_multi`` times each group's lr (no batch-size scaling)."""
+    return WarmupCosineMultiplier(
         optimizer,
         total_steps=int(require(cfg, "scheduler.epochs")) * per_epoch,
         warmup_steps=int(float(optional(cfg, "scheduler.warmup_epochs", 0)) * per_epoch),
-        min_lr=float(require(cfg, "optimizer.lr")) * float(optional(cfg, "scheduler.min_lr_multi", 0.01)),
+        min_lr_multi=float(optional(cfg, "scheduler.min_lr_multi", 0.01)),
     )
 
 
+def different_lr_groups(model, weight_decay: float, patterns: list[str], lr: float) -> list[dict]:
+    """Parameter groups for the original's ``optimizer.different_lr``.
+
+    A trainable parameter whose name matches any regular expression in ``patterns``
+    (``re.search``) gets ``lr``, the others keep the optimizer's; weight decay is off for 1-D
+    parameters, biases and the model's ``no_weight_decay()`` names, as timm groups them.
+    """
+    compiled = [re.compile(p) for p in patterns]
+    no_decay = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    groups: dict[tuple[float, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = 0.0 if param.ndim <= 1 or name.endswith(".bias") or name in no_decay else weight_decay
+        special = any(p.search(name) for p in compiled)
+        group = groups.setdefault((decay, special), {"params": [], "weight_decay": decay})
+        if special:
+            group["lr"] = lr
+        group["params"].append(param)
+    if not any(special for _, special in groups):
+        raise ConfigError(f"optimizer.different_lr.module_names {patterns} match no trainable parameter")
+    return list(groups.values())
+
+
 def build_mm_optimizer(cfg: DictConfig, model) -> torch.optim.Optimizer:
-    """The ``optimizer`` section as is (the original does not scale the lr with the batch size)."""
+    """The ``optimizer`` section as is (the original does not scale the lr with the batch size).
+
+    ``optimizer.different_lr = {enable, module_names, lr}`` gives the parameters whose names match
+    ``module_names`` (regular expressions) their own lr.
+    """
     opt = require(cfg, "optimizer")
+    different = opt.get("different_lr", None)
+    params = model
+    if different is not None and different.get("enable", False):
+        params = different_lr_groups(
+            model, float(opt.weight_decay), list(require(cfg, "optimizer.different_lr.module_names")),
+            float(require(cfg, "optimizer.different_lr.lr")),
+        )  # fmt: skip
     return build_optimizer(
-        model,
+        params,
         opt=str(opt.opt),
         lr=float(opt.lr),
         weight_decay=float(opt.weight_decay),

@@ -45,7 +45,14 @@ model = {
     "open_text_projection": False,
 }
 
-optimizer = {"opt": "adamw", "lr": 4e-4, "opt_betas": [0.9, 0.98], "weight_decay": 0.2, "max_grad_norm": -1}
+optimizer = {
+    "opt": "adamw",
+    "lr": 4e-4,
+    "opt_betas": [0.9, 0.98],
+    "weight_decay": 0.2,
+    "max_grad_norm": -1,
+    "different_lr": {"enable": False, "module_names": [], "lr": 1e-3},
+}
 scheduler = {"epochs": 5, "min_lr_multi": 0.01, "warmup_epochs": 0.6}
 evaluation = {"eval_frame_ensemble": "concat", "k_test": 128, "eval_x_only": True}
 

@@ -49,7 +49,14 @@ criterion = {
     "mlm_masking_prob": 0.5,
 }
 
-optimizer = {"opt": "adamw", "lr": 5e-5, "opt_betas": [0.9, 0.98], "weight_decay": 0.05, "max_grad_norm": 3.0}
+optimizer = {
+    "opt": "adamw",
+    "lr": 5e-5,
+    "opt_betas": [0.9, 0.98],
+    "weight_decay": 0.05,
+    "max_grad_norm": 3.0,
+    "different_lr": {"enable": False, "module_names": [], "lr": 1e-3},
+}
 scheduler = {"epochs": 10, "min_lr_multi": 0.01, "warmup_epochs": 1}
 
 evaluation = {"eval_frame_ensemble": "concat", "k_test": 128, "eval_x_only": False}

@@ -17,7 +17,14 @@
 from .backend import DeepSpeedBackend, NativeBackend
 from .compile import add_compile_argument, compile_blocks, maybe_compile
 from .evaluation import evaluate_classification, mean_average_precision, topk_accuracy
-from .optim import WeightDecaySchedule, build_lr_scheduler, build_optimizer, layer_lr_scales, scale_lr
+from .optim import (
+    WarmupCosineMultiplier,
+    WeightDecaySchedule,
+    build_lr_scheduler,
+    build_optimizer,
+    layer_lr_scales,
+    scale_lr,
+)
 from .resume import CheckpointManager, Preemption
 from .setup import (
     backend_from_args,
@@ -44,6 +51,7 @@ __all__ = [
     "Preemption",
     "Trainer",
     "TrainerConfig",
+    "WarmupCosineMultiplier",
     "WeightDecaySchedule",
     "build_lr_scheduler",
     "add_compile_argument",

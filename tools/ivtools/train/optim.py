@@ -23,7 +23,7 @@ def scale_lr(lr: float, global_batch: int, base_batch: int = 256) -> float:
 
 
 def build_optimizer(
-    model: torch.nn.Module,
+    model: torch.nn.Module | list[dict],
     opt: str = "adamw",
     lr: float = 1e-3,
     weight_decay: float = 0.05,
@@ -32,7 +32,10 @@ def build_optimizer(
     betas: tuple[float, float] | None = None,
     momentum: float = 0.9,
 ) -> torch.optim.Optimizer:
-    """timm optimizer with layer-wise lr decay when ``layer_decay`` is set (and not 1)."""
+    """timm optimizer with layer-wise lr decay when ``layer_decay`` is set (and not 1).
+
+    ``model`` may also be a list of parameter groups, used as they are.
+    """
     kwargs = {}
     if eps is not None:
         kwargs["eps"] = eps
@@ -68,6 +71,50 @@ def build_lr_scheduler(
         warmup_prefix=True,
         t_in_epochs=False,
     )
+
+
+class WarmupCosineMultiplier:
+    """The original multi-modality schedule (a ``LambdaLR``), stepped per update.
+
+    Every group's lr is its own base lr times ``max(min_lr_multi, step / warmup_steps)`` during
+    warm-up, then ``max(min_lr_multi, (1 + cos(pi * progress)) / 2)``. Unlike
+    :func:`build_lr_scheduler` (timm's cosine maps onto ``[min_lr, lr]`` and warms up from an
+    absolute lr) the floor is a clamp and each group keeps its ratio to the others, so groups
+    with their own lr (``optimizer.different_lr``) follow the schedule proportionally.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_steps: int,
+        warmup_steps: int = 0,
+        min_lr_multi: float = 0.0,
+    ):
+        self.optimizer, self.total, self.warmup, self.floor = (
+            optimizer,
+            total_steps,
+            warmup_steps,
+            min_lr_multi,
+        )
+        self.base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
+        self.step_update(0)
+
+    def multiplier(self, step: int) -> float:
+        if step < self.warmup:
+            return max(self.floor, step / max(1, self.warmup))
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return max(self.floor, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    def step_update(self, step: int) -> None:
+        factor = self.multiplier(step)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    def state_dict(self) -> dict:
+        return {"base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base_lrs = list(state["base_lrs"])
 
 
 class WeightDecaySchedule:
