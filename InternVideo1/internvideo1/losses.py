@@ -34,6 +34,17 @@ def patchify(video: torch.Tensor, patch_size: int, tubelet_size: int) -> torch.T
     return x.reshape(b, -1, tubelet_size * patch_size * patch_size, c)
 
 
+def unpatchify(
+    patches: torch.Tensor, grid: tuple[int, int, int], patch_size: int, tubelet_size: int
+) -> torch.Tensor:
+    """Inverse of :func:`patchify`: ``(B, N, tubelet*patch*patch, C)`` → ``(B, C, T, H, W)``."""
+    b, _, _, c = patches.shape
+    t, h, w = grid
+    x = patches.reshape(b, t, h, w, tubelet_size, patch_size, patch_size, c)
+    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # b, c, t', dt, h', dy, w', dx
+    return x.reshape(b, c, t * tubelet_size, h * patch_size, w * patch_size)
+
+
 def mae_targets(
     video: torch.Tensor,
     patch_size: int,

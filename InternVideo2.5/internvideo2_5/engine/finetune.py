@@ -4,18 +4,27 @@ The recipe of InternVL's ``internvl_chat_finetune.py`` (which the InternVideo2.5
 builds on): load the released checkpoint, optionally freeze the vision encoder
 (``--freeze_backbone``), the projector (``--freeze_mlp``) and the LLM (``--freeze_llm``), or put
 LoRA on the LLM (``--use_llm_lora R``: rank R, alpha 2R, dropout 0.05, on every attention and MLP
-projection), train on video instruction data with the LM loss on answers only, and write the
-result in the released layout so that :class:`~internvideo2_5.chat.VideoChat` loads it.
+projection), and/or on the vision encoder (``--use_backbone_lora R``, as ``wrap_backbone_lora``:
+rank R, alpha 2R, dropout 0.05, on every attention and MLP projection of InternViT), optionally
+with activation checkpointing (``--grad_checkpoint``), train on video instruction data with the LM
+loss on answers only, and write the result in the released layout so that :class:`~internvideo2_5.chat.VideoChat` loads it.
 
 LoRA targets: the original wraps InternLM2's fused ``attention.wqkv``, ``attention.wo`` and
 ``feed_forward.w1/w2/w3``; here the LLM holds ``q/k/v_proj`` separately, so the query, key and
 value projections each get their own rank-R adapter (the same modules, a little more capacity).
-Adapters are merged into the weights when the released checkpoint is written.
+The same holds for InternViT, whose fused ``attn.qkv`` is ``attention.q/k/v_proj`` here (its
+``attn.proj`` is ``attention.projection_layer``). Adapters are merged into the weights when the
+released checkpoint is written.
+
+``--grad_checkpoint`` recomputes every decoder layer of the LLM and every InternViT layer in the
+backward pass (InternVL sets both), non-reentrant, so that gradients reach LoRA adapters and
+unfrozen parts even when the embeddings before them are frozen.
 """
 
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import torch
@@ -39,8 +48,23 @@ from ivtools.train.setup import (
 )
 
 LLM_LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+BACKBONE_LORA_TARGETS = (
+    r".*vision_tower\.encoder\.layer\.\d+\.(attention\.((q|k|v)_proj|projection_layer)|mlp\.fc(1|2))"
+)
 LORA_DROPOUT = 0.05
+TRUE_WORDS, FALSE_WORDS = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 RELEASED_DIR = "released"
+
+
+def str_to_bool(value: str) -> bool:
+    """A boolean flag value the way InternVL's (HfArgumentParser) scripts write it: ``True``, ``false``, ``1``..."""
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(
+        f"expected a boolean ({'/'.join(TRUE_WORDS + FALSE_WORDS)}), got {value!r}"
+    )
 
 
 def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -58,6 +82,21 @@ def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--freeze_llm", action="store_true", help="freeze the LLM")
     g.add_argument(
         "--use_llm_lora", type=int, default=0, help="LoRA rank on the LLM (0: off); alpha = 2 x rank"
+    )
+    g.add_argument(
+        "--use_backbone_lora",
+        type=int,
+        default=0,
+        help="LoRA rank on the vision encoder (0: off); alpha = 2 x rank; its own weights are then frozen",
+    )
+    g.add_argument(
+        "--grad_checkpoint",
+        type=str_to_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="activation checkpointing in the LLM and the vision encoder (`--grad_checkpoint` or "
+        "`--grad_checkpoint True`; InternVL defaults to True, here it is off unless given)",
     )
     g = parser.add_argument_group("training")
     g.add_argument("--batch_size", type=int, default=1, help="per-GPU batch size")
@@ -99,32 +138,62 @@ def _part_of(name: str) -> str:
     return "llm"  # embeddings, decoder layers, final norm, lm_head
 
 
+def _inject_lora(model: nn.Module, targets: str, rank: int) -> None:
+    """Rank-``rank`` adapters (alpha 2 x rank, InternVL's choice) on the modules matching ``targets``."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=LORA_DROPOUT, target_modules=targets)
+    with warnings.catch_warnings():
+        # peft warns on a second injection; LLM and vision targets are disjoint, so nothing is shared
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+        inject_adapter_in_model(config, model)
+
+
 def configure_trainable(
     model: nn.Module,
     freeze_backbone: bool = False,
     freeze_mlp: bool = False,
     freeze_llm: bool = False,
     lora_rank: int = 0,
+    backbone_lora_rank: int = 0,
 ) -> list[str]:
-    """Apply the freeze flags (and LoRA on the LLM); returns the names of the trainable parameters.
+    """Apply the freeze flags and LoRA (LLM, vision encoder); returns the names of the trainable parameters.
 
-    With LoRA the LLM's own weights are frozen (as peft does in the original) and only the
+    A part with LoRA has its own weights frozen (as peft does in the original) and only the
     adapters train there.
     """
-    if lora_rank > 0:
-        from peft import LoraConfig, inject_adapter_in_model
-
-        config = LoraConfig(
-            r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=LORA_DROPOUT, target_modules=LLM_LORA_TARGETS
+    if lora_rank < 0 or backbone_lora_rank < 0:
+        raise ValueError(
+            f"LoRA ranks must be >= 0, got --use_llm_lora {lora_rank} --use_backbone_lora {backbone_lora_rank}"
         )
-        inject_adapter_in_model(config, model)
-    frozen = {"backbone": freeze_backbone, "mlp": freeze_mlp, "llm": freeze_llm or lora_rank > 0}
+    if lora_rank > 0:
+        _inject_lora(model, LLM_LORA_TARGETS, lora_rank)
+    if backbone_lora_rank > 0:
+        _inject_lora(model, BACKBONE_LORA_TARGETS, backbone_lora_rank)
+    frozen = {
+        "backbone": freeze_backbone or backbone_lora_rank > 0,
+        "mlp": freeze_mlp,
+        "llm": freeze_llm or lora_rank > 0,
+    }
     for name, param in model.named_parameters():
         param.requires_grad = "lora_" in name or not frozen[_part_of(name)]
     trainable = [name for name, param in model.named_parameters() if param.requires_grad]
     if not trainable:
-        raise ValueError("every parameter is frozen: drop a --freeze_* flag or set --use_llm_lora")
+        raise ValueError(
+            "every parameter is frozen: drop a --freeze_* flag or set --use_llm_lora/--use_backbone_lora"
+        )
     return trainable
+
+
+def enable_grad_checkpointing(model: nn.Module) -> None:
+    """InternVL's ``--grad_checkpoint``: recompute LLM decoder layers and InternViT layers in the backward.
+
+    transformers flags every checkpointable module of the model, the LLM's decoder layers and the
+    vision encoder's layers alike (and, as peft asks, makes the token embeddings' output require
+    grad). Non-reentrant checkpointing propagates gradients to parameters inside a layer whatever
+    its inputs require, which LoRA in a frozen vision encoder needs: its patch embeddings are frozen.
+    """
+    model.activation_checkpointing_enable({"use_reentrant": False})
 
 
 def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -170,8 +239,15 @@ def run_finetuning(args: argparse.Namespace) -> Path:
     seed_everything(args.seed, dist.rank)
     model, tokenizer, config = load_pretrained(args.model)
     trainable = configure_trainable(
-        model, args.freeze_backbone, args.freeze_mlp, args.freeze_llm, args.use_llm_lora
+        model,
+        args.freeze_backbone,
+        args.freeze_mlp,
+        args.freeze_llm,
+        args.use_llm_lora,
+        args.use_backbone_lora,
     )
+    if args.grad_checkpoint:
+        enable_grad_checkpointing(model)
     dataset = build_dataset(args, model, tokenizer, config)
     loader = build_loader(
         dataset,
