@@ -35,6 +35,14 @@ def test_grad_checkpoint_accepts_internvl_boolean_forms(capsys):
     assert "--grad_checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["freeze_backbone", "freeze_mlp", "freeze_llm"])
+def test_freeze_flags_take_internvl_value_forms(flag):
+    assert getattr(parse(), flag) is False
+    assert getattr(parse(f"--{flag}"), flag) is True
+    assert getattr(parse(f"--{flag}", "True"), flag) is True
+    assert getattr(parse(f"--{flag}", "False"), flag) is False
+
+
 def one_video_batch(model) -> dict:
     """4 random tiles (one HiCo group) in a prompt of 4 + 64 image tokens + 4 answer tokens."""
     image = model.config.image_token_id

@@ -67,6 +67,18 @@ def str_to_bool(value: str) -> bool:
     )
 
 
+def add_bool_flag(group, flag: str, help_text: str) -> None:
+    """An off-by-default switch that also takes InternVL's value forms (``--flag`` or ``--flag True``)."""
+    group.add_argument(
+        flag,
+        type=str_to_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help=f"{help_text} (`{flag}` or `{flag} True`)",
+    )
+
+
 def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g = parser.add_argument_group("model and data")
     g.add_argument("--model", required=True, help="released-layout checkpoint directory to start from")
@@ -77,9 +89,8 @@ def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--max_seq_length", type=int, default=None, help="truncate longer samples")
     g.add_argument("--video_backend", default="auto")
     g = parser.add_argument_group("what to train (InternVL's flags)")
-    g.add_argument("--freeze_backbone", action="store_true", help="freeze the vision encoder")
-    g.add_argument("--freeze_mlp", action="store_true", help="freeze the projector")
-    g.add_argument("--freeze_llm", action="store_true", help="freeze the LLM")
+    for flag, what in (("backbone", "the vision encoder"), ("mlp", "the projector"), ("llm", "the LLM")):
+        add_bool_flag(g, f"--freeze_{flag}", f"freeze {what}")
     g.add_argument(
         "--use_llm_lora", type=int, default=0, help="LoRA rank on the LLM (0: off); alpha = 2 x rank"
     )
@@ -89,14 +100,11 @@ def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         default=0,
         help="LoRA rank on the vision encoder (0: off); alpha = 2 x rank; its own weights are then frozen",
     )
-    g.add_argument(
+    add_bool_flag(
+        g,
         "--grad_checkpoint",
-        type=str_to_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        help="activation checkpointing in the LLM and the vision encoder (`--grad_checkpoint` or "
-        "`--grad_checkpoint True`; InternVL defaults to True, here it is off unless given)",
+        "activation checkpointing in the LLM and the vision encoder (InternVL defaults to True, "
+        "here it is off unless given)",
     )
     g = parser.add_argument_group("training")
     g.add_argument("--batch_size", type=int, default=1, help="per-GPU batch size")
