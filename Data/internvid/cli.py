@@ -164,13 +164,15 @@ def _rewrite(args, transform: Callable[[list, RowErrors], Rewrite]) -> int:
 
 def _score(args) -> int:
     scorer = scoring.as_scorer(plugins.build(args.scorer, plugins.parse_kwargs(args.scorer_arg)))
+    # A scorer that always fills one column (the aesthetic scorer) names it as ``field``.
+    field = args.field or getattr(scorer, "field", "ViCLIP_Score")
 
     def run(clips, errors) -> Rewrite:
         scored = scoring.score_clips(
-            clips, scorer, args.clips_dir, errors, args.manifest, args.num_frames, args.field
+            clips, scorer, args.clips_dir, errors, args.manifest, args.num_frames, field
         )
         scored = list(scored)
-        return scored, [], f"scored {len(scored)} clip(s) into {args.field}"
+        return scored, [], f"scored {len(scored)} clip(s) into {field}"
 
     return _rewrite(args, run)
 
@@ -320,14 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rows_options(p)
     p.set_defaults(func=_cut)
 
-    p = sub.add_parser("score", help="clip-text similarity with a pluggable CLIP-style model")
+    p = sub.add_parser("score", help="clip scores with a pluggable model (clip-text similarity, aesthetics)")
     p.add_argument("manifest")
     p.add_argument("output")
     p.add_argument("--clips-dir", required=True)
     p.add_argument("--scorer", required=True, help="factory as package.module:name")
     p.add_argument("--scorer-arg", action="append", help="key=value passed to the factory (repeatable)")
     p.add_argument("--num-frames", type=int, default=8)
-    p.add_argument("--field", default="ViCLIP_Score")
+    p.add_argument("--field", help="output column (default: the scorer's `field`, else ViCLIP_Score)")
     _add_rows_options(p)
     p.set_defaults(func=_score)
 
