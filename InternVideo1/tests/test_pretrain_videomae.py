@@ -277,3 +277,13 @@ def test_linear_probing_trains_only_the_head(tmp_path, motion_dataset):
             assert not torch.equal(after[key], value), key
         else:
             assert torch.equal(after[key], value), key
+
+
+def test_patch_embed_tokens_are_the_convolution_in_raster_order():
+    from internvideo1.models.videomae import PatchEmbed
+
+    torch.manual_seed(0)
+    embed = PatchEmbed(img_size=32, patch_size=16, embed_dim=8, num_frames=4, tubelet_size=2).double()
+    x = torch.randn(2, 3, 4, 32, 32, dtype=torch.float64)
+    conv = torch.nn.functional.conv3d(x, embed.proj.weight, embed.proj.bias, stride=(2, 16, 16))
+    torch.testing.assert_close(embed(x), conv.flatten(2).transpose(1, 2), rtol=1e-12, atol=1e-12)

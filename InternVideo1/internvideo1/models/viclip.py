@@ -25,6 +25,7 @@ from timm.models import register_model
 from torch import nn
 
 from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
+from ivtools.layers import tubelet_embed
 
 from ..losses import contrastive_loss
 from ._factory import model_kwargs
@@ -114,9 +115,9 @@ class ViCLIPVisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor, masking_prob: float = 0.0) -> torch.Tensor:
         if x.ndim != 5 or x.shape[1] != 3:
             raise ValueError(f"expected a clip (B, 3, T, H, W), got {tuple(x.shape)}")
-        x = self.conv1(x)
-        batch, width, frames = x.shape[:3]
-        x = x.flatten(3).permute(0, 3, 2, 1)  # B, N, T, C
+        x = tubelet_embed(x, self.conv1)  # B, T, H', W', C
+        batch, frames = x.shape[:2]
+        x = x.flatten(2, 3).transpose(1, 2)  # B, N, T, C
         x = x + self.positional_embedding[1:, None].to(x.dtype)
         temporal = self._temporal(frames)
         if temporal is not None:

@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ivtools.checkpoint import interpolate_pos_embed, load_state_dict_file, strip_prefix, unwrap_state_dict
-from ivtools.layers import DropPath, init_vit_weights
+from ivtools.layers import DropPath, init_vit_weights, tubelet_embed
 
 from ._factory import register_factory
 from .clip_blocks import drop_path_rates
@@ -79,7 +79,7 @@ class PatchEmbed(nn.Module):
                 f"input clip (T, H, W) = {tuple(x.shape[-3:])}, model expects "
                 f"{(self.grid[0] * self.tubelet_size, *self.img_size)}"
             )
-        return self.proj(x).flatten(2).transpose(1, 2)
+        return tubelet_embed(x, self.proj).flatten(1, 3)
 
 
 class Attention(nn.Module):

@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 from timm.layers import to_2tuple, trunc_normal_
 from torch import nn
 
@@ -28,6 +27,7 @@ from ivtools.layers import (
     sincos_pos_embed_1d,
     sincos_pos_embed_2d,
     sincos_pos_embed_3d,
+    tubelet_embed,
 )
 
 
@@ -67,16 +67,7 @@ class PatchEmbed3D(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The convolution's kernel equals its stride, so it is one matmul over non-overlapping
-        # patches; cuDNN runs the bf16 Conv3d with a slow generic kernel (2.5 % of an L14
-        # forward on an H100), a GEMM over the unfolded patches does the same sums far faster.
-        b, c, t, h, w = x.shape
-        kt, kh, kw = self.proj.kernel_size
-        nt, nh, nw = t // kt, h // kh, w // kw
-        x = x[:, :, : nt * kt, : nh * kh, : nw * kw]
-        patches = x.reshape(b, c, nt, kt, nh, kh, nw, kw).permute(0, 2, 4, 6, 1, 3, 5, 7)
-        patches = patches.reshape(b, nt, nh * nw, c * kt * kh * kw)
-        return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
+        return tubelet_embed(x, self.proj).flatten(2, 3)
 
 
 def select_visible(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

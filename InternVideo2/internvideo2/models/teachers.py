@@ -30,11 +30,10 @@ from collections.abc import Sequence
 from functools import partial
 
 import torch
-from timm.layers import DropPath
 from torch import nn
 
 from ivtools.checkpoint import interpolate_pos_embed, register_conversion
-from ivtools.layers import dot_product_attention, make_mlp
+from ivtools.layers import DropPath, dot_product_attention, make_mlp, tubelet_embed
 
 from .backbone import InternVideo2Encoder, select_visible
 from .configs import VARIANTS, build
@@ -225,7 +224,7 @@ class VideoMAEv2Encoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        x = tubelet_embed(x, self.patch_embed.proj).flatten(1, 3)
         x = x + self.pos_embed.to(x.dtype)
         if mask is not None:
             x = select_visible(x, mask)

@@ -26,6 +26,7 @@ from .init import init_vit_weights, rescale_residual_branches
 from .layer_scale import LayerScale
 from .mlp import GeluTanhMlp, gelu_layer, make_mlp
 from .norm import RMSNorm
+from .patch_embed import tubelet_embed
 from .pos_embed import sincos_pos_embed_1d, sincos_pos_embed_2d, sincos_pos_embed_3d
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "sincos_pos_embed_1d",
     "sincos_pos_embed_2d",
     "sincos_pos_embed_3d",
+    "tubelet_embed",
 ]
