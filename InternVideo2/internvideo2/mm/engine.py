@@ -223,25 +223,28 @@ def build_lr_schedule(cfg: DictConfig, optimizer, per_epoch: int) -> WarmupCosin
 def different_lr_groups(model, weight_decay: float, patterns: list[str], lr: float) -> list[dict]:
     """Parameter groups for the original's ``optimizer.different_lr``.
 
-    A trainable parameter whose name matches any regular expression in ``patterns``
-    (``re.search``) gets ``lr``, the others keep the optimizer's; weight decay is off for 1-D
-    parameters, biases and the model's ``no_weight_decay()`` names, as timm groups them.
+    timm's weight-decay groups (the ones the optimizer gets without ``different_lr``), each split
+    in two: trainable parameters whose names match any regular expression in ``patterns``
+    (``re.search``) get ``lr``, the others keep the optimizer's.
     """
+    from timm.optim import param_groups_weight_decay
+
     compiled = [re.compile(p) for p in patterns]
-    no_decay = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    groups: dict[tuple[float, bool], dict] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        decay = 0.0 if param.ndim <= 1 or name.endswith(".bias") or name in no_decay else weight_decay
-        special = any(p.search(name) for p in compiled)
-        group = groups.setdefault((decay, special), {"params": [], "weight_decay": decay})
-        if special:
-            group["lr"] = lr
-        group["params"].append(param)
-    if not any(special for _, special in groups):
+    special = {
+        id(p)
+        for name, p in model.named_parameters()
+        if p.requires_grad and any(c.search(name) for c in compiled)
+    }
+    if not special:
         raise ConfigError(f"optimizer.different_lr.module_names {patterns} match no trainable parameter")
-    return list(groups.values())
+    no_decay = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
+    groups = []
+    for group in param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_decay):
+        for own_lr in (False, True):
+            params = [p for p in group["params"] if (id(p) in special) == own_lr]
+            if params:
+                groups.append({**group, "params": params, **({"lr": lr} if own_lr else {})})
+    return groups
 
 
 def build_mm_optimizer(cfg: DictConfig, model) -> torch.optim.Optimizer:
