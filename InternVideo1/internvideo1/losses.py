@@ -45,6 +45,15 @@ def unpatchify(
     return x.reshape(b, c, t * tubelet_size, h * patch_size, w * patch_size)
 
 
+def to_pixels(
+    video: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
+    """A normalised ``(B, C, T, H, W)`` clip back in [0, 1] pixels."""
+    mean_t = torch.as_tensor(mean, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
+    return video * std_t + mean_t
+
+
 def mae_targets(
     video: torch.Tensor,
     patch_size: int,
@@ -60,9 +69,7 @@ def mae_targets(
     does; the flattened layout is (dt, dy, dx, c).
     """
     with torch.no_grad():
-        mean_t = torch.as_tensor(mean, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
-        std_t = torch.as_tensor(std, dtype=video.dtype, device=video.device).view(1, -1, 1, 1, 1)
-        patches = patchify(video * std_t + mean_t, patch_size, tubelet_size)
+        patches = patchify(to_pixels(video, mean, std), patch_size, tubelet_size)
         if normalize_target:
             centred = patches - patches.mean(dim=-2, keepdim=True)
             patches = centred / (patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)

@@ -23,10 +23,10 @@ import torch
 from PIL import Image
 
 from ivtools.data.masking import MASK_GENERATORS, build_mask_generator
-from ivtools.data.transforms import IMAGENET_MEAN, IMAGENET_STD, EvalTransform
+from ivtools.data.transforms import EvalTransform
 from ivtools.video import open_video
 
-from ..losses import patchify, unpatchify
+from ..losses import patchify, to_pixels, unpatchify
 from ..models.videomae import load_videomae_checkpoint
 
 
@@ -63,9 +63,7 @@ def reconstruct(
     ``(B, N_masked, tubelet*patch*patch*3)`` in :func:`~internvideo1.losses.mae_targets` layout.
     Returns ``original``, ``masked`` (masked tubelets black) and ``reconstruction``.
     """
-    mean = torch.tensor(IMAGENET_MEAN, dtype=video.dtype, device=video.device).view(1, 3, 1, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=video.dtype, device=video.device).view(1, 3, 1, 1, 1)
-    original = video * std + mean
+    original = to_pixels(video)
     patches = patchify(original, patch_size, tubelet_size)  # (B, N, P, 3)
     target = patches[mask]  # (B * N_masked, P, 3), the order of the prediction
     predicted = pred.reshape(target.shape).to(patches.dtype)
