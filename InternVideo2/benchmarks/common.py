@@ -89,7 +89,13 @@ def reset_peak_memory(device: torch.device) -> None:
 
 
 def write_report(
-    name: str, title: str, table: list[str], notes: list[str], device: torch.device, output=None
+    name: str,
+    title: str,
+    table: list[str],
+    notes: list[str],
+    device: torch.device,
+    output=None,
+    devices: int = 1,
 ) -> str:
     """Print a markdown report and write it to ``results/<name>.md`` (or ``output``)."""
     command = " ".join(["python", Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -97,7 +103,7 @@ def write_report(
         f"# {title}",
         "",
         f"- date: {datetime.date.today().isoformat()}",
-        f"- device: {device_name(device)}",
+        f"- device: {device_name(device) if devices == 1 else f'{devices} x {device_name(device)}'}",
         f"- torch {torch.__version__}, CUDA {torch.version.cuda}",
         f"- command: `{command}`",
         "",

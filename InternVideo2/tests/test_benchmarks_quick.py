@@ -52,3 +52,26 @@ def test_kernels_benchmark_times_every_attention_and_gemm_variant(benchmark_modu
     assert milliseconds and milliseconds[0] > 0
     gemm_rows = [line for line in report.splitlines() if line.startswith("| tiny |")]
     assert len(gemm_rows) == 4 and all(float(row.strip("|").split("|")[-1]) > 0 for row in gemm_rows)
+
+
+def _agreement_rows(report: str) -> list[list[str]]:
+    rows = [line for line in report.splitlines() if " ranks x " in line or "resumed" in line]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in rows]
+
+
+def test_multi_gpu_benchmark_two_ranks_train_like_one(benchmark_module, tmp_path):
+    """Two CPU ranks against one with the same global batch: fine-tuning (DDP, resumed both ways),
+    stage-2 contrastive training through the all-gather, and the scaling table."""
+    reports = benchmark_module("multi_gpu").main(
+        ["--quick", "--backends", "ddp", "--results_dir", str(tmp_path), "--work_dir", str(tmp_path / "work")]
+    )
+    assert set(reports) == {"finetune", "stage2", "scaling"}
+    for part, expected_rows in (("finetune", 3), ("stage2", 1)):
+        assert (tmp_path / f"multi_gpu_{part}.md").read_text() == reports[part]
+        rows = _agreement_rows(reports[part])
+        assert len(rows) == expected_rows, reports[part]
+        for row in rows:
+            loss_diff, grad_diff = float(row[3]), float(row[4])
+            assert loss_diff <= 1e-3 and grad_diff <= 1e-3 and row[-1] == "yes", row
+    scaling = [line for line in reports["scaling"].splitlines() if line.startswith("| DDP |")]
+    assert len(scaling) == 2 and all(float(line.split("|")[3]) > 0 for line in scaling)

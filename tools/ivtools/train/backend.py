@@ -171,9 +171,10 @@ class DeepSpeedBackend:
         }
         if clip_grad:
             config["gradient_clipping"] = clip_grad
+        model = model.to(dist.device)  # before the broadcast: NCCL broadcasts device tensors only
         with _scalar_parameters_broadcast_here(model):
             self.model, self.optimizer, _, _ = deepspeed.initialize(
-                model=model.to(dist.device), optimizer=optimizer, config=config, dist_init_required=False
+                model=model, optimizer=optimizer, config=config, dist_init_required=False
             )
         self.module = self.model.module
 
@@ -192,5 +193,5 @@ class DeepSpeedBackend:
         self.model.step()
         if not update:
             return None
-        norm = self.model.get_global_grad_norm()
-        return None if norm is None else torch.as_tensor(float(norm))
+        norm = self.model.get_global_grad_norm()  # a device tensor or a float, depending on the stage
+        return None if norm is None else torch.as_tensor(norm, dtype=torch.float32, device=self.dist.device)

@@ -1,7 +1,9 @@
 """Training logs: a tqdm progress bar, a JSON-lines file, and TensorBoard when installed.
 
 Metrics are accumulated as device tensors and read back to the host only every ``log_every``
-steps, so logging adds no synchronisation to the other steps.
+steps, so logging adds no synchronisation to the other steps. At those steps the windows are
+averaged over the ranks, so that a logged loss is the global batch's, whatever the world size,
+and ``samples_per_s`` counts every rank's samples.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ivtools.distributed import is_main_process
+from ivtools.distributed import all_reduce_mean, get_world_size, is_main_process
 
 
 class TrainLogger:
@@ -68,13 +70,18 @@ class TrainLogger:
 
     def _flush(self, step: int, scalars: dict[str, float]) -> None:
         names = list(self._sums)
-        values = torch.stack([self._sums[n] for n in names]).cpu().tolist() if names else []
+        values = all_reduce_mean(torch.stack([self._sums[n] for n in names])).cpu().tolist() if names else []
         means = {n: v / self._count for n, v in zip(names, values)}
         bad = [n for n, v in means.items() if not math.isfinite(v)]
         if bad:
             raise FloatingPointError(f"non-finite {bad[0]} ({means[bad[0]]}) at step {step}; stopping")
         elapsed = time.perf_counter() - self._t0
-        record = {"step": step, **means, **scalars, "samples_per_s": self._samples / max(elapsed, 1e-9)}
+        record = {
+            "step": step,
+            **means,
+            **scalars,
+            "samples_per_s": self._samples * get_world_size() / max(elapsed, 1e-9),
+        }
         self.write(record)
         if self._bar is not None:
             self._bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "step"}, refresh=False)

@@ -33,7 +33,8 @@ def rng_state() -> dict:
     numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
     state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # This rank's own device only: a resumed run may see another number of GPUs per process.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -43,7 +44,7 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 class Preemption:
@@ -146,6 +147,8 @@ class CheckpointManager:
             _, state = self.backend.model.load_checkpoint(str(path.parent), tag=path.name)
             if state is None:
                 raise RuntimeError(f"DeepSpeed could not load checkpoint {path}")
+            optimizer = self.backend.model.optimizer
+            steps_beside_parameters(getattr(optimizer, "optimizer", optimizer))
         else:
             state = torch.load(path, map_location="cpu", weights_only=False)
             self.backend.module.load_state_dict(state["model"])
@@ -154,6 +157,19 @@ class CheckpointManager:
         if len(states) > get_rank():
             set_rng_state(states[get_rank()])
         return state
+
+
+def steps_beside_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Move Adam-style ``step`` counters onto their parameters' devices.
+
+    DeepSpeed's universal-checkpoint loader restores them on the CPU, and fused AdamW refuses
+    counters that are not on the parameters' device.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            step = optimizer.state.get(p, {}).get("step")
+            if isinstance(step, torch.Tensor) and step.device != p.device:
+                optimizer.state[p]["step"] = step.to(p.device)
 
 
 def zero_world_size(folder: Path) -> int | None:
