@@ -86,6 +86,35 @@ class VideoInstructionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.conversations)
 
+    def tokenize(
+        self, conversation: VideoConversation, num_patches_list: Sequence[int]
+    ) -> tuple[list[int], list[int]]:
+        """``(input_ids, labels)`` for a video of ``num_patches_list`` tiles per frame, truncated to ``max_length``."""
+        s = self.settings
+        turns = video_turns(conversation.turns, num_patches_list, s.tokens_per_frame)
+        input_ids, labels = encode_conversation(self.tokenizer, s.template, turns, s.system_message)
+        if s.max_length is not None and len(input_ids) > s.max_length:
+            input_ids, labels = input_ids[: s.max_length], labels[: s.max_length]
+            if input_ids.count(self.image_token_id) != sum(num_patches_list) * s.tokens_per_frame:
+                raise ValueError(
+                    f"{conversation.where}: max_length={s.max_length} cuts into the video tokens; raise it"
+                )
+        return input_ids, labels
+
+    def planned_size(self, index: int) -> tuple[int, int]:
+        """``(tokens, tiles)`` of sample ``index`` without decoding its video (for packing plans).
+
+        Only exact for one tile per frame (``max_num=1``): the tile count of dynamic tiling depends
+        on the video's aspect ratio, which is unknown until it is opened.
+        """
+        s = self.settings
+        if s.max_num != 1:
+            raise ValueError(
+                f"data packing plans sample sizes before decoding, which needs --max_num 1, got {s.max_num}"
+            )
+        input_ids, _ = self.tokenize(self.conversations[index], [1] * s.num_frames)
+        return len(input_ids), s.num_frames
+
     def encode(self, conversation: VideoConversation) -> dict[str, torch.Tensor]:
         s = self.settings
         clip = load_video(conversation.video, s.num_frames, s.image_size, s.max_num, backend=s.backend)
@@ -94,14 +123,7 @@ class VideoInstructionDataset(Dataset):
                 f"{conversation.where}: {clip.pixel_values.shape[0]} tiles, but HiCo merges groups of "
                 f"{s.local_num_frames}; use max_num=1 and a frame count that is a multiple of it"
             )
-        turns = video_turns(conversation.turns, clip.num_patches_list, s.tokens_per_frame)
-        input_ids, labels = encode_conversation(self.tokenizer, s.template, turns, s.system_message)
-        if s.max_length is not None and len(input_ids) > s.max_length:
-            input_ids, labels = input_ids[: s.max_length], labels[: s.max_length]
-            if input_ids.count(self.image_token_id) != clip.pixel_values.shape[0] * s.tokens_per_frame:
-                raise ValueError(
-                    f"{conversation.where}: max_length={s.max_length} cuts into the video tokens; raise it"
-                )
+        input_ids, labels = self.tokenize(conversation, clip.num_patches_list)
         return {
             "input_ids": torch.tensor(input_ids),
             "labels": torch.tensor(labels),

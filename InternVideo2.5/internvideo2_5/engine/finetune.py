@@ -19,11 +19,17 @@ released checkpoint is written.
 ``--grad_checkpoint`` recomputes every decoder layer of the LLM and every InternViT layer in the
 backward pass (InternVL sets both), non-reentrant, so that gradients reach LoRA adapters and
 unfrozen parts even when the embeddings before them are frozen.
+
+``--use_packed_ds`` packs several conversations into each sequence (:mod:`internvideo2_5.data.packing`,
+limits ``--max_packed_tokens``/``--num_images_expected``/``--max_buffer_size``); each sample attends
+only to itself (:mod:`internvideo2_5.models.packed`) and ``--loss_reduction token|sample|square``
+weighs the samples as InternVL does. ``--batch_size`` then counts packs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import warnings
 from pathlib import Path
 
@@ -32,8 +38,10 @@ from torch import nn
 
 from internvideo2_5.conversation import get_template
 from internvideo2_5.data.instruction import load_instruction_data
+from internvideo2_5.data.packing import PackedCollator, PackedInstructionDataset, PackingLimits
 from internvideo2_5.data.sft import SFTCollator, SFTSettings, VideoInstructionDataset
 from internvideo2_5.models.loading import load_pretrained, save_released
+from internvideo2_5.models.packed import LOSS_REDUCTIONS, packed_lm_loss, packed_logits
 from ivtools.data import build_loader
 from ivtools.distributed import init_distributed, is_main_process
 from ivtools.train import Trainer
@@ -88,6 +96,7 @@ def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--max_num", type=int, default=1, help="tiles per frame (1 for video, as released)")
     g.add_argument("--max_seq_length", type=int, default=None, help="truncate longer samples")
     g.add_argument("--video_backend", default="auto")
+    add_packing_args(parser)
     g = parser.add_argument_group("what to train (InternVL's flags)")
     for flag, what in (("backbone", "the vision encoder"), ("mlp", "the projector"), ("llm", "the LLM")):
         add_bool_flag(g, f"--freeze_{flag}", f"freeze {what}")
@@ -136,6 +145,34 @@ def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--bf16", action="store_true")
     g.add_argument("--fp16", action="store_true")
     return parser
+
+
+def add_packing_args(parser: argparse.ArgumentParser) -> None:
+    """InternVL's data-packing flags and defaults (``--use_packed_ds`` and the limits of a pack)."""
+    defaults = PackingLimits()
+    g = parser.add_argument_group("data packing (InternVL's --use_packed_ds)")
+    add_bool_flag(g, "--use_packed_ds", "pack several samples into each sequence; --batch_size counts packs")
+    g.add_argument(
+        "--max_packed_tokens", type=int, default=defaults.max_packed_tokens, help="tokens per pack at most"
+    )
+    g.add_argument(
+        "--num_images_expected",
+        type=int,
+        default=defaults.num_images_expected,
+        help="video tiles (frames at max_num=1) per pack at most",
+    )
+    g.add_argument(
+        "--max_buffer_size",
+        type=int,
+        default=defaults.max_buffer_size,
+        help="packs kept open while packing; more close the one with the most tiles",
+    )
+    g.add_argument(
+        "--loss_reduction",
+        choices=LOSS_REDUCTIONS,
+        default="token",
+        help="packed loss: mean over tokens, mean of per-sample means, or per-sample means weighted by sqrt(tokens)",
+    )
 
 
 def _part_of(name: str) -> str:
@@ -221,13 +258,23 @@ def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def sft_step(model: nn.Module, batch: dict, backend) -> tuple[torch.Tensor, dict]:
-    """LM loss on the answer tokens of a padded batch (the model averages over labelled tokens)."""
+def sft_step(
+    model: nn.Module, batch: dict, backend, loss_reduction: str = "token"
+) -> tuple[torch.Tensor, dict]:
+    """LM loss on the answer tokens: of a padded batch (the model averages over labelled tokens), or
+    of a packed one (``sample_ids`` present), reduced by ``loss_reduction`` as InternVL does."""
+    if "sample_ids" in batch:
+        keys = ("input_ids", "pixel_values", "sample_ids", "position_ids", "labels")
+        input_ids, pixel_values, sample_ids, position_ids, labels = (backend.prepare(batch[k]) for k in keys)
+        logits = packed_logits(model, input_ids, pixel_values, sample_ids, position_ids)
+        return packed_lm_loss(logits, labels, sample_ids, loss_reduction), {}
     inputs = {k: backend.prepare(batch[k]) for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
     return model(**inputs).loss, {}
 
 
-def build_dataset(args: argparse.Namespace, model, tokenizer, config) -> VideoInstructionDataset:
+def build_dataset(
+    args: argparse.Namespace, model, tokenizer, config
+) -> VideoInstructionDataset | PackedInstructionDataset:
     settings = SFTSettings(
         template=get_template(config.template),
         tokens_per_frame=model.tokens_per_frame,
@@ -238,7 +285,17 @@ def build_dataset(args: argparse.Namespace, model, tokenizer, config) -> VideoIn
         max_length=args.max_seq_length,
         backend=args.video_backend,
     )
-    return VideoInstructionDataset(load_instruction_data(args.data, args.video_root), tokenizer, settings)
+    samples = VideoInstructionDataset(load_instruction_data(args.data, args.video_root), tokenizer, settings)
+    if not args.use_packed_ds:
+        return samples
+    limits = PackingLimits(args.max_packed_tokens, args.num_images_expected, args.max_buffer_size)
+    return PackedInstructionDataset(samples, limits, seed=args.seed)
+
+
+def describe_dataset(dataset: VideoInstructionDataset | PackedInstructionDataset) -> str:
+    if isinstance(dataset, PackedInstructionDataset):
+        return f"{len(dataset.samples)} conversations in {len(dataset)} packs"
+    return f"{len(dataset)} conversations"
 
 
 def run_finetuning(args: argparse.Namespace) -> Path:
@@ -257,23 +314,25 @@ def run_finetuning(args: argparse.Namespace) -> Path:
     if args.grad_checkpoint:
         enable_grad_checkpointing(model)
     dataset = build_dataset(args, model, tokenizer, config)
+    collator = PackedCollator if args.use_packed_ds else SFTCollator
     loader = build_loader(
         dataset,
         args.batch_size,
         train=True,
         num_workers=args.num_workers,
         seed=args.seed,
-        collate_fn=SFTCollator(tokenizer.pad_token_id),
+        collate_fn=collator(tokenizer.pad_token_id),
     )
     per_epoch = updates_per_epoch_or_fail(loader, args, dist)
     global_batch = global_batch_size(args, dist)
     optimizer = optimizer_from_args(args, model, global_batch)
     backend = backend_from_args(args, model, optimizer, dist)
     scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
-    trainer = Trainer(backend, loader, sft_step, trainer_config_from_args(args), dist, scheduler, wd_schedule)
+    step = functools.partial(sft_step, loss_reduction=args.loss_reduction)
+    trainer = Trainer(backend, loader, step, trainer_config_from_args(args), dist, scheduler, wd_schedule)
     if is_main_process():
         count = sum(p.numel() for n, p in model.named_parameters() if n in set(trainable))
-        print(f"{len(dataset)} conversations; {count / 1e6:.2f}M trainable parameters", flush=True)
+        print(f"{describe_dataset(dataset)}; {count / 1e6:.2f}M trainable parameters", flush=True)
     trainer.fit()
     out = Path(args.output_dir) / RELEASED_DIR
     if is_main_process():
