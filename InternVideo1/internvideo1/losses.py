@@ -3,7 +3,10 @@
 * :func:`mae_targets` / :func:`mae_loss` -- VideoMAE's pixel reconstruction of masked tubelets;
 * :func:`contrastive_loss` -- the symmetric video-text InfoNCE of ViCLIP and the multi-modality
   model, scored against the batch gathered from every rank;
-* :func:`caption_loss` -- next-token cross-entropy of the multi-modality caption decoder.
+* :func:`caption_loss` -- next-token cross-entropy of the multi-modality caption decoder;
+* :func:`mask_text_for_mlm` / :func:`token_cross_entropy` -- the masked-language objective of the
+  original's CoTrain (``mlm``), and :func:`draw_vtm_pairs` / :func:`vtm_loss` its video-text
+  matching objective (``vtm``).
 """
 
 from __future__ import annotations
@@ -127,6 +130,76 @@ def caption_loss(
     (``special_tokens_mask`` True) are ignored.
     """
     labels = text_ids[:, 1:].long().masked_fill(special_tokens_mask[:, 1:], -100)
+    return token_cross_entropy(logits, labels)
+
+
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of per-token ``logits`` ``(B, L, V)`` over the labels ``(B, L)`` != -100."""
     return F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
     )
+
+
+def clip_special_tokens_mask(text_ids: torch.Tensor, padding_mask: torch.Tensor) -> torch.Tensor:
+    """Padding, start-of-text (position 0) and end-of-text (the largest id of each row) positions.
+
+    The original's masking code says these must never be masked, but its tokenizer's mask covers
+    only the padding; here all three are excluded, so the text encoder keeps its pooled token.
+    """
+    special = padding_mask.clone().bool()
+    rows = torch.arange(text_ids.shape[0], device=text_ids.device)
+    special[:, 0] = True
+    special[rows, text_ids.argmax(dim=-1)] = True
+    return special
+
+
+def mask_text_for_mlm(
+    text_ids: torch.Tensor,
+    special_tokens_mask: torch.Tensor,
+    mlm_prob: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(labels, masked_indices)`` of the CLIP-text MLM of the original's CoTrain (``mask_text_ids``).
+
+    Every token outside ``special_tokens_mask`` is masked independently with ``mlm_prob``. There is
+    no BERT 80/10/10 split: the text encoder replaces every masked token's embedding with its
+    learned ``text_mask_embedding``. ``labels`` hold the token id at masked positions, -100 elsewhere.
+    """
+    probability = torch.full(text_ids.shape, mlm_prob, device=text_ids.device)
+    probability.masked_fill_(special_tokens_mask.bool(), 0.0)
+    masked = torch.bernoulli(probability, generator=generator).bool()
+    labels = text_ids.long().masked_fill(~masked, -100)
+    return labels, masked
+
+
+def draw_vtm_pairs(
+    idx: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(video_index, labels)`` of a video-text matching batch built from a batch of pairs.
+
+    As the original's ``compute_vtm_wpa``: ``B // 2`` rows stay positive (label 1), the other rows,
+    chosen at random, get a negative video (label 0) while keeping their text. The original reads
+    a random dataset video for them (``false_video_0``), which can be the sample's own; here row
+    ``i``'s negative is a random video of the batch whose sample id differs from ``idx[i]``, so
+    every negative truly does not match. A row with no such video in the batch stays positive.
+    """
+    b = idx.shape[0]
+    candidates = idx.view(-1, 1) != idx.view(1, -1)
+    has_candidate = candidates.any(dim=1)
+    # A uniformly random candidate per row: the arg-max of random scores over the candidates.
+    scores = torch.rand(b, b, generator=generator, device=idx.device).masked_fill(~candidates, -1.0)
+    partner = scores.argmax(dim=1)
+    # Rows without a candidate sort last, so they become negatives only when nothing else can.
+    priority = torch.rand(b, generator=generator, device=idx.device) - (~has_candidate).float()
+    negatives = priority.argsort(descending=True)[: b - b // 2]
+    negatives = negatives[has_candidate[negatives]]
+    video_index = torch.arange(b, device=idx.device)
+    video_index[negatives] = partner[negatives]
+    labels = torch.ones(b, dtype=torch.long, device=idx.device)
+    labels[negatives] = 0
+    return video_index, labels
+
+
+def vtm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Two-way cross-entropy of the matching head's ``logits`` ``(B, 2)``; label 1 = matching pair."""
+    return F.cross_entropy(logits.float(), labels.long())

@@ -1,11 +1,14 @@
-"""InternVideo1 multi-modality model: cross-model attention, fusion at init, causality, training."""
+"""InternVideo1 multi-modality model: cross-model attention, fusion at init, causality, training, and
+the original CoTrain's masked-language (mlm) and video-text matching (vtm) objectives."""
 
 import math
 
+import pytest
 import timm
 import torch
 import torch.nn.functional as F
 
+from internvideo1.losses import clip_special_tokens_mask, draw_vtm_pairs, mask_text_for_mlm
 from internvideo1.models.multimodal import CrossModelAttentionBlock, InternVideoMultiModal
 
 TINY = {
@@ -119,3 +122,169 @@ def test_released_size_configs():
     assert tuple(model.visual_proj.shape) == (768, 512)
     assert model.text_encoder.token_embedding.weight.shape == (49408, 512)
     assert model.caption_decoder.predictor[-1].out_features == 49408
+
+
+PAD, SOT, EOT = (
+    0,
+    62,
+    63,
+)  # the tiny 64-token vocabulary: end-of-text is the largest id  # the tiny 64-token vocabulary: end-of-text is the largest id
+
+
+def _captions(batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Rows ``SOT w1 .. wn EOT 0 ..`` of random lengths 1..10 in a 12-token context."""
+    ids = torch.zeros(batch, 12, dtype=torch.long)
+    for row in range(batch):
+        n = int(torch.randint(1, 11, (1,), generator=generator))
+        words = torch.randint(1, SOT, (n,), generator=generator)
+        ids[row, : n + 2] = torch.cat([torch.tensor([SOT]), words, torch.tensor([EOT])])
+    return ids
+
+
+def test_special_tokens_mask_covers_sot_eot_and_padding():
+    ids = _captions(6, torch.Generator().manual_seed(0))
+    special = clip_special_tokens_mask(ids, ids == PAD)
+    assert torch.equal(special, (ids == PAD) | (ids == SOT) | (ids == EOT))
+
+
+def test_mlm_masking_rule_over_many_draws():
+    generator = torch.Generator().manual_seed(0)
+    ids = _captions(64, generator)
+    special = clip_special_tokens_mask(ids, ids == PAD)
+    draws = 300
+    masked_count = torch.zeros_like(ids)
+    for _ in range(draws):
+        labels, masked = mask_text_for_mlm(ids, special, 0.15, generator)
+        assert not masked[special].any()
+        assert torch.equal(labels[masked], ids[masked]) and (labels[~masked] == -100).all()
+        masked_count += masked
+    # Rate over all maskable positions: 0.15 within 5 standard deviations of the binomial.
+    trials = draws * int((~special).sum())
+    rate = masked_count[~special].sum().item() / trials
+    assert abs(rate - 0.15) < 5 * math.sqrt(0.15 * 0.85 / trials)
+    # Independent per token: every maskable position is masked in some draws, never in all.
+    per_position = masked_count[~special] / draws
+    assert per_position.min() > 0 and per_position.max() < 0.4
+
+
+def _batch(model, batch: int = 4, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    video = torch.randn(batch, 3, 8, 32, 32, generator=generator)
+    ids = _captions(batch, generator)
+    with torch.no_grad():
+        _, text_tokens = model.text_encoder.encode_text(ids, return_all_feats=True)
+        _, visual = model.pooled_visual(video)
+    return video, ids, text_tokens, visual
+
+
+def test_mlm_loss_equals_hand_computation():
+    model = tiny_model(loss_names={"contrastive": 0, "cap": 0, "mlm": 1}).eval()
+    video, ids, _, visual = _batch(model)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        loss = model(video, ids, ids == PAD)["loss_mlm"]
+        torch.manual_seed(3)  # forward draws the mask as its only random step: the same mask here
+        logits, labels = model.mlm_logits(visual, ids, ids == PAD)
+    masked = labels != -100
+    assert masked.any()
+    picked = logits[masked].log_softmax(-1).gather(1, labels[masked][:, None])
+    torch.testing.assert_close(loss, -picked.mean())
+    # The masked tokens reach the encoder as the mask embedding: logits differ from the unmasked text.
+    with torch.no_grad():
+        _, clean_tokens = model.text_encoder.encode_text(ids, return_all_feats=True)
+        clean = model.mlm_score(model.caption_decoder.decode_text(visual, clean_tokens))
+    first = masked.nonzero()[0]
+    assert not torch.allclose(logits[first[0], first[1]], clean[first[0], first[1]])
+
+
+def test_vtm_pairs_are_built_as_the_original():
+    generator = torch.Generator().manual_seed(0)
+    idx = torch.tensor([0, 0, 1, 1, 2, 3, 4, 5, 5])  # several captions of one video share its id
+    for _ in range(200):
+        video_index, labels = draw_vtm_pairs(idx, generator)
+        negative = labels == 0
+        assert negative.sum() == 9 - 9 // 2  # B // 2 positives, the rest negatives
+        assert (idx[video_index[negative]] != idx[negative]).all()  # a negative never matches
+        assert torch.equal(video_index[~negative], torch.arange(9)[~negative])
+    # A batch that is one video with many captions has no negative to draw: every row stays positive.
+    video_index, labels = draw_vtm_pairs(torch.zeros(4, dtype=torch.long), generator)
+    assert labels.tolist() == [1, 1, 1, 1] and video_index.tolist() == [0, 1, 2, 3]
+
+
+def test_vtm_negatives_are_drawn_at_random():
+    generator = torch.Generator().manual_seed(1)
+    idx = torch.arange(6)
+    seen = set()
+    for _ in range(300):
+        video_index, labels = draw_vtm_pairs(idx, generator)
+        seen |= {(row, int(video_index[row])) for row in (labels == 0).nonzero().flatten().tolist()}
+    # Every row is a negative at some draw, paired with every other video.
+    assert seen == {(i, j) for i in range(6) for j in range(6) if i != j}
+
+
+def test_vtm_loss_equals_hand_computation_and_negatives_see_their_video():
+    model = tiny_model(loss_names={"vtm": 1}).eval()
+    video, ids, text_tokens, visual = _batch(model, batch=6, seed=2)
+    idx = torch.arange(6)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        out = model(video, ids, ids == PAD, idx)
+        torch.manual_seed(5)  # the pair draw is forward's only random step
+        logits, labels, video_index = model.vtm_logits(visual, ids, text_tokens, idx)
+    assert set(out) == {"loss", "loss_vtc", "loss_cap", "loss_vtm"}
+    hand = -logits.log_softmax(-1)[torch.arange(6), labels].mean()
+    torch.testing.assert_close(out["loss_vtm"], hand)
+    torch.testing.assert_close(out["loss"], out["loss_vtc"] + out["loss_cap"] + out["loss_vtm"])
+    assert (labels == 0).sum() == 3
+    # Each row's logits are the head on the fused (video[video_index], caption) pair.
+    with torch.no_grad():
+        fused = model.encode_fused(video[video_index], ids)
+        eot = fused[torch.arange(6), ids.argmax(-1)]
+        torch.testing.assert_close(logits, model.vtm_score(model.pooler(eot)), rtol=1e-4, atol=1e-5)
+
+
+def test_heads_use_the_original_names_and_only_exist_when_selected():
+    default = tiny_model()
+    assert not any(k.startswith(("mlm_score", "vtm_score", "pooler")) for k in default.state_dict())
+    assert not hasattr(default.text_encoder, "text_mask_embedding")
+    model = tiny_model(loss_names={"mlm": 1, "vtm": 0.5})
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    width, vocab = 32, 64
+    expected = {
+        "mlm_score.transform.dense.weight": (width, width),
+        "mlm_score.transform.dense.bias": (width,),
+        "mlm_score.transform.LayerNorm.weight": (width,),
+        "mlm_score.transform.LayerNorm.bias": (width,),
+        "mlm_score.decoder.weight": (vocab, width),
+        "mlm_score.bias": (vocab,),
+        "vtm_score.fc.weight": (2, width),
+        "vtm_score.fc.bias": (2,),
+        "pooler.dense.weight": (width, width),
+        "pooler.dense.bias": (width,),
+        "text_encoder.text_mask_embedding": (1, 1, width),
+    }
+    assert {k: shapes.get(k) for k in expected} == expected
+    # The original's init_weights: N(0, 0.02) linear weights, zero biases.
+    assert abs(model.vtm_score.fc.weight.std().item() - 0.02) < 0.01 and not model.pooler.dense.bias.any()
+
+
+def test_all_objectives_weighted_and_backward():
+    model = tiny_model(loss_names={"contrastive": 2, "cap": 0.5, "mlm": 1, "vtm": 0.25}).train()
+    video, ids, _, _ = _batch(model, batch=4, seed=4)
+    out = model(video, ids, ids == PAD)
+    weighted = 2 * out["loss_vtc"] + 0.5 * out["loss_cap"] + out["loss_mlm"] + 0.25 * out["loss_vtm"]
+    torch.testing.assert_close(out["loss"].detach(), weighted)
+    # Untrained heads: about uniform over the 64-token vocabulary and the two matching classes.
+    assert abs(out["loss_mlm"].item() - math.log(64)) < 1.0
+    assert abs(out["loss_vtm"].item() - math.log(2)) < 0.3
+    out["loss"].backward()
+    for name in ("mlm_score.decoder.weight", "vtm_score.fc.weight", "pooler.dense.weight",
+                 "text_encoder.text_mask_embedding", "caption_decoder.visual_queries"):  # fmt: skip
+        assert model.get_parameter(name).grad.abs().sum() > 0, name
+
+
+def test_loss_names_are_checked():
+    with pytest.raises(ValueError, match="unknown loss names"):
+        tiny_model(loss_names={"itm": 1})
+    with pytest.raises(ValueError, match="no objective"):
+        tiny_model(loss_names={"contrastive": 0, "cap": 0})

@@ -4,15 +4,18 @@ import argparse
 import json
 from pathlib import Path
 
+import pytest
 import timm
 import torch
 
 from internvideo1.pretrain.multimodal import (
     add_multimodal_args,
+    build_multimodal_from_args,
     load_encoder_weights,
     run_multimodal_pretraining,
 )
-from ivtools.checkpoint import save_state_dict_file
+from ivtools.checkpoint import load_state_dict_file, save_state_dict_file, unwrap_state_dict
+from ivtools.train.setup import seed_everything
 from ivtools.video.synthetic import MOTION_CLASSES
 
 
@@ -40,7 +43,10 @@ def test_load_encoder_weights_from_released_layouts(tmp_path, tiny_internvideo_m
     )
 
 
-def test_two_iterations_on_real_videos(tmp_path, motion_dataset, tiny_internvideo_mm, make_bpe):
+@pytest.mark.parametrize(
+    "objectives", [[], ["--loss_names", "mlm=1", "vtm=1", "--mlm_prob", "0.3"]], ids=["default", "all"]
+)
+def test_two_iterations_on_real_videos(tmp_path, motion_dataset, tiny_internvideo_mm, make_bpe, objectives):
     root = Path(motion_dataset["root"])
     entries = {}
     for split in ("train", "val"):
@@ -57,12 +63,22 @@ def test_two_iterations_on_real_videos(tmp_path, motion_dataset, tiny_internvide
          "--test_file", str(tmp_path / "test.json"), "--num_frames", "8", "--clip_frames", "4", "--input_size", "32",
          "--max_txt_l", "8", "--fusion_depth", "1", "--decoder_layers", "1", "--batch_size", "2", "--epochs", "1",
          "--max_updates_per_epoch", "2", "--num_workers", "0", "--lr", "1e-3", "--warmup_epochs", "0",
-         "--output_dir", str(tmp_path / "out"), "--device", "cpu"]
+         "--output_dir", str(tmp_path / "out"), "--device", "cpu", *objectives]
     )  # fmt: skip
     results = run_multimodal_pretraining(args)
     (record,) = results["history"]
     assert torch.isfinite(torch.tensor(record["train_loss"])) and record["train_loss"] > 0
-    assert list((tmp_path / "out").glob("checkpoint-*"))
+    (checkpoint,) = list((tmp_path / "out").glob("checkpoint-*"))
+    saved = unwrap_state_dict(load_state_dict_file(checkpoint), "model|module|state_dict")
+    heads = ("mlm_score.decoder.weight", "vtm_score.fc.weight", "pooler.dense.weight")
+    assert all((name in saved) == bool(objectives) for name in heads)
+    if objectives:
+        # The same seed rebuilds the initial weights: two updates moved every head.
+        seed_everything(args.seed)
+        initial = build_multimodal_from_args(args).state_dict()
+        frozen = "mae_video.blocks.0.attn.qkv.weight"  # the frozen stream: the rebuild is the start
+        assert torch.equal(saved[frozen], initial[frozen])
+        assert all(not torch.equal(saved[name], initial[name]) for name in heads)
     # 4 videos x 2 captions: every recall is a multiple of 100/8 (t2v) or 100/4 (v2t).
     assert results["t2v_r10"] == 100.0 and results["v2t_r10"] == 100.0
     assert (results["t2v_r1"] * 8 / 100).is_integer() and (results["v2t_r1"] * 4 / 100).is_integer()

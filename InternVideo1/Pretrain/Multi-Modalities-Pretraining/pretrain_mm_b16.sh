@@ -9,6 +9,6 @@ ivtools-launch --nodes "${6:-1}" --gpus "${7:-8}" "$HERE/run_pretraining.py" -- 
     --model internvideo_mm_b16 --train_file "$1" --test_file "$2" \
     --mae_checkpoint "$3" --clip_checkpoint "$4" --bpe_path "$5" \
     --num_frames 16 --clip_frames 8 --input_size 224 --max_txt_l 32 \
-    --fusion_depth 2 --decoder_layers 4 --caption_weight 1.0 \
+    --fusion_depth 2 --decoder_layers 4 --loss_names contrastive=1 cap=1 \
     --batch_size 32 --epochs 10 --lr 1e-5 --warmup_epochs 1 --weight_decay 0.02 --clip_grad 1.0 \
     --bf16 --num_workers 8 --output_dir "$OUT" --resume auto

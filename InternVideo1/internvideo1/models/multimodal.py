@@ -14,7 +14,13 @@ Structure (the InternVideo paper, sec. 3, and the original's ``Multi-Modalities-
   symmetric contrastive loss at ``logit_scale`` (CLIP's, initialised to ``log(1/0.07)``);
 * ``caption_decoder`` -- the cross-modality decoder: learned visual queries pool the fused tokens of
   both streams, and layers of (causal self-attention, cross-attention) over the text encoder's
-  token features predict the next token (captioning loss).
+  token features predict the next token (captioning loss);
+* optional heads of the original's CoTrain, built when their ``loss_names`` weight is positive:
+  ``mlm_score`` (:class:`MLMHead`) predicts masked text tokens from the decoder's features of the
+  masked caption (``mlm``), and ``pooler`` + ``vtm_score`` (:class:`Pooler`, :class:`VTMHead`)
+  classify a (video, caption) pair as matching or not from the decoder's end-of-text feature
+  (``vtm``). Their parameter names are the original's (``mlm_score.transform.dense.weight``,
+  ``vtm_score.fc.weight``, ``pooler.dense.weight`` ...).
 
 ``forward(video, text_ids, special_tokens_mask, idx)`` returns the losses; ``encode_video`` /
 ``encode_text`` give the embeddings that retrieval, zero-shot classification and multiple-choice
@@ -33,10 +39,19 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
-from internvideo1.losses import caption_loss, contrastive_loss
+from internvideo1.losses import (
+    caption_loss,
+    clip_special_tokens_mask,
+    contrastive_loss,
+    draw_vtm_pairs,
+    mask_text_for_mlm,
+    token_cross_entropy,
+    vtm_loss,
+)
 from internvideo1.models._factory import register_factory
 from internvideo1.models.clip_blocks import CLIPTextEncoder, ResidualAttentionBlock
 from ivtools.layers import CrossAttention
+from ivtools.layers.init import init_vit_weights
 
 
 class CrossModelAttentionBlock(nn.Module):
@@ -121,17 +136,93 @@ class CaptionDecoder(nn.Module):
             nn.Linear(width, vocab_size),
         )
 
-    def forward_features(self, visual_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+    def pool_visual(self, visual_tokens: torch.Tensor) -> torch.Tensor:
+        """The visual queries pooled over the video tokens: ``(B, num_visual_queries, width)``."""
         queries = self.visual_queries.to(visual_tokens.dtype).expand(visual_tokens.shape[0], -1, -1)
-        visual = self.visual_pooler_norm(self.visual_pooler(queries, visual_tokens))
+        return self.visual_pooler_norm(self.visual_pooler(queries, visual_tokens))
+
+    def decode_text(self, pooled_visual: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+        """Text token features ``(B, L, width)`` after the decoder layers over ``pooled_visual``."""
         x = self.text_norm(text_tokens)
         for self_attn, cross_attn in zip(self.self_attn, self.cross_attn):
-            x = cross_attn(self_attn(x), visual)
+            x = cross_attn(self_attn(x), pooled_visual)
         return x
+
+    def forward_features(self, visual_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+        return self.decode_text(self.pool_visual(visual_tokens), text_tokens)
 
     def forward(self, visual_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``(B, L, vocab)`` for text token features ``(B, L, width)``."""
         return self.predictor(self.forward_features(visual_tokens, text_tokens))
+
+
+class PredictionHeadTransform(nn.Module):
+    """``dense → GELU → LayerNorm`` under BERT's names (``BertPredictionHeadTransform``)."""
+
+    def __init__(self, width: int, layer_norm_eps: float = 1e-12):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.transform_act_fn = nn.GELU()
+        self.LayerNorm = nn.LayerNorm(width, eps=layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(x)))
+
+
+class MLMHead(nn.Module):
+    """The original's ``heads.MLMHead``: a transform, then a bias-free vocabulary projection plus
+    a separate ``bias`` (BERT's layout, which allows tying ``decoder.weight`` to embeddings)."""
+
+    def __init__(self, width: int, vocab_size: int):
+        super().__init__()
+        self.transform = PredictionHeadTransform(width)
+        self.decoder = nn.Linear(width, vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(x)) + self.bias
+
+
+class VTMHead(nn.Module):
+    """The original's ``heads.vtmHead``: two logits, (not matching, matching)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.fc = nn.Linear(width, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class Pooler(nn.Module):
+    """The original's ``heads.Pooler`` (``tanh(dense(x))``), applied to an already chosen token:
+    the original pools its bidirectional encoder's first token, but in this causal decoder only
+    the end-of-text token has seen the whole caption, so the caller passes that one."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+        self.activation = nn.Tanh()
+
+    def forward(self, token: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(token))
+
+
+# The original's ``loss_names`` keys this model trains, their default weights and the names under
+# which ``forward`` reports each loss.
+DEFAULT_LOSS_NAMES = {"contrastive": 1.0, "cap": 1.0, "mlm": 0.0, "vtm": 0.0}
+_LOSS_OUTPUT_KEYS = {"contrastive": "loss_vtc", "cap": "loss_cap", "mlm": "loss_mlm", "vtm": "loss_vtm"}
+
+
+def resolve_loss_names(loss_names: dict[str, float] | None) -> dict[str, float]:
+    """``DEFAULT_LOSS_NAMES`` updated by ``loss_names``; unknown names are an error."""
+    unknown = set(loss_names or {}) - set(DEFAULT_LOSS_NAMES)
+    if unknown:
+        raise ValueError(f"unknown loss names {sorted(unknown)}; choose from {sorted(DEFAULT_LOSS_NAMES)}")
+    resolved = {**DEFAULT_LOSS_NAMES, **(loss_names or {})}
+    if not any(weight > 0 for weight in resolved.values()):
+        raise ValueError(f"no objective has a positive weight in {resolved}")
+    return resolved
 
 
 class InternVideoMultiModal(nn.Module):
@@ -149,7 +240,8 @@ class InternVideoMultiModal(nn.Module):
         fusion_heads: int = 8,
         decoder_layers: int = 4,
         num_visual_queries: int = 256,
-        caption_weight: float = 1.0,
+        loss_names: dict[str, float] | None = None,
+        mlm_prob: float = 0.15,
         temp: float = 0.07,
         freeze_mae: bool = True,
         all_gather: bool = True,
@@ -158,7 +250,11 @@ class InternVideoMultiModal(nn.Module):
         # The fusion needs every token, not the projected class token: no projection.
         self.clip_video = timm.create_model(vision_model, **{**vision, "output_dim": 0})
         self.mae_video = timm.create_model(mae_model, **{**mae, "num_classes": 0})
-        self.text_encoder = CLIPTextEncoder(embed_dim=embed_dim, **text)
+        # Each weight multiplies its loss; 0 leaves the objective (and its heads) out. The original
+        # uses these values as on/off flags and sums the losses unweighted: the same at weight 1.
+        self.loss_names, self.mlm_prob = resolve_loss_names(loss_names), mlm_prob
+        mlm, vtm = self.loss_names["mlm"] > 0, self.loss_names["vtm"] > 0
+        self.text_encoder = CLIPTextEncoder(embed_dim=embed_dim, **{"mask_embedding": mlm, **text})
         clip_dim, mae_dim = self.clip_video.width, self.mae_video.embed_dim
         self.fusion = CrossModelFusion(clip_dim, mae_dim, fusion_depth, fusion_heads)
         self.mae_to_clip = nn.Linear(mae_dim, clip_dim)
@@ -169,7 +265,17 @@ class InternVideoMultiModal(nn.Module):
         self.caption_decoder = CaptionDecoder(
             width, clip_dim, text["heads"], decoder_layers, self.text_encoder.vocab_size, num_visual_queries
         )
-        self.caption_weight, self.all_gather = caption_weight, all_gather
+        # The heads start as the original's ``objectives.init_weights``: N(0, 0.02) linear weights
+        # (truncation at +-2 never bites at that std), zero biases, unit LayerNorms.
+        if mlm:
+            self.mlm_score = MLMHead(width, self.text_encoder.vocab_size)
+            self.mlm_score.apply(init_vit_weights)
+        if vtm:
+            self.pooler = Pooler(width)
+            self.vtm_score = VTMHead(width)
+            self.pooler.apply(init_vit_weights)
+            self.vtm_score.apply(init_vit_weights)
+        self.all_gather = all_gather
         self.freeze_mae = freeze_mae
         if freeze_mae:
             self.mae_video.requires_grad_(False)
@@ -233,6 +339,50 @@ class InternVideoMultiModal(nn.Module):
     def similarity(video_feats: torch.Tensor, text_feats: torch.Tensor) -> torch.Tensor:
         return F.normalize(video_feats.float(), dim=-1) @ F.normalize(text_feats.float(), dim=-1).t()
 
+    def pooled_visual(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused CLIP tokens and the caption decoder's pooled visual queries of a clip batch."""
+        clip_tokens, mae_tokens = self.encode_video_tokens(video)
+        return clip_tokens, self.caption_decoder.pool_visual(self._decoder_context(clip_tokens, mae_tokens))
+
+    def mlm_logits(
+        self,
+        pooled_visual: torch.Tensor,
+        text_ids: torch.Tensor,
+        special_tokens_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits (B, L, vocab), labels (B, L))`` of the masked-language objective.
+
+        The caption is encoded again with masked tokens, so the other objectives see it unmasked
+        (the original encodes once with the mask and lets the contrastive and caption losses read
+        the masked caption); the caption decoder's features of it feed ``mlm_score``.
+        """
+        labels, masked = mask_text_for_mlm(
+            text_ids, clip_special_tokens_mask(text_ids, special_tokens_mask), self.mlm_prob, generator
+        )
+        _, masked_tokens = self.text_encoder.encode_text(
+            text_ids, masked_indices=masked, return_all_feats=True
+        )
+        return self.mlm_score(self.caption_decoder.decode_text(pooled_visual, masked_tokens)), labels
+
+    def vtm_logits(
+        self,
+        pooled_visual: torch.Tensor,
+        text_ids: torch.Tensor,
+        text_tokens: torch.Tensor,
+        idx: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits (B, 2), labels (B,), video_index (B,))`` of the video-text matching objective.
+
+        Row ``i`` pairs caption ``i`` with video ``video_index[i]`` (:func:`draw_vtm_pairs`); the
+        negatives reuse the batch's pooled visual queries, so no video is encoded twice.
+        """
+        video_index, labels = draw_vtm_pairs(idx, generator)
+        fused = self.caption_decoder.decode_text(pooled_visual[video_index], text_tokens)
+        eot = fused[torch.arange(fused.shape[0], device=fused.device), text_ids.argmax(dim=-1)]
+        return self.vtm_score(self.pooler(eot)), labels, video_index
+
     def forward(
         self,
         video: torch.Tensor,
@@ -240,17 +390,30 @@ class InternVideoMultiModal(nn.Module):
         special_tokens_mask: torch.Tensor,
         idx: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``{"loss", "loss_vtc", "loss_cap"}`` for a batch of (clip, caption) pairs."""
-        clip_tokens, mae_tokens = self.encode_video_tokens(video)
+        """``{"loss", "loss_vtc", "loss_cap", "loss_mlm", "loss_vtm"}`` (the objectives whose
+        ``loss_names`` weight is positive) for a batch of (clip, caption) pairs."""
+        clip_tokens, visual = self.pooled_visual(video)
         text_emb, text_tokens = self.text_encoder.encode_text(text_ids, return_all_feats=True)
-        loss_vtc = contrastive_loss(
-            self._embed(clip_tokens), text_emb, self.logit_scale.exp().clamp(max=100.0), idx, self.all_gather
-        )
-        # The text encoder is causal, so position i has seen tokens <= i and predicts token i + 1.
-        logits = self.caption_decoder(self._decoder_context(clip_tokens, mae_tokens), text_tokens[:, :-1])
-        loss_cap = caption_loss(logits, text_ids, special_tokens_mask)
-        loss = loss_vtc + self.caption_weight * loss_cap
-        return {"loss": loss, "loss_vtc": loss_vtc.detach(), "loss_cap": loss_cap.detach()}
+        losses = {}
+        if self.loss_names["contrastive"] > 0:
+            scale = self.logit_scale.exp().clamp(max=100.0)
+            losses["contrastive"] = contrastive_loss(
+                self._embed(clip_tokens), text_emb, scale, idx, self.all_gather
+            )
+        if self.loss_names["cap"] > 0:
+            # The text encoder is causal, so position i has seen tokens <= i and predicts token i + 1.
+            logits = self.caption_decoder.predictor(
+                self.caption_decoder.decode_text(visual, text_tokens[:, :-1])
+            )
+            losses["cap"] = caption_loss(logits, text_ids, special_tokens_mask)
+        if self.loss_names["mlm"] > 0:
+            losses["mlm"] = token_cross_entropy(*self.mlm_logits(visual, text_ids, special_tokens_mask))
+        if self.loss_names["vtm"] > 0:
+            # Without sample ids every pair of the batch is a different sample.
+            ids = torch.arange(video.shape[0], device=video.device) if idx is None else idx
+            losses["vtm"] = vtm_loss(*self.vtm_logits(visual, text_ids, text_tokens, ids)[:2])
+        out = {"loss": sum(self.loss_names[name] * loss for name, loss in losses.items())}
+        return out | {_LOSS_OUTPUT_KEYS[name]: loss.detach() for name, loss in losses.items()}
 
 
 # Per size: the two towers (timm names + overrides), the text transformer and the fusion width.

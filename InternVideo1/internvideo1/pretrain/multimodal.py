@@ -1,5 +1,6 @@
 """Multi-modality pretraining: the VideoMAE + CLIP-video model with cross-model attention, trained on
-video-text pairs with the contrastive and captioning losses, then evaluated by retrieval.
+video-text pairs with the contrastive and captioning losses (and, selected by ``--loss_names``, the
+original CoTrain's masked-language and video-text matching losses), then evaluated by retrieval.
 
 Data are the ViCLIP JSON lists (``[{"video", "caption"}]``); the clip has ``--num_frames`` frames
 for the VideoMAE stream, of which the CLIP stream sees ``--clip_frames`` evenly strided ones.
@@ -12,7 +13,7 @@ import argparse
 import timm
 import torch
 
-from internvideo1.models.multimodal import InternVideoMultiModal
+from internvideo1.models.multimodal import DEFAULT_LOSS_NAMES, InternVideoMultiModal
 from internvideo1.models.viclip import adapt_viclip_state_dict
 from internvideo1.models.videomae import load_videomae_checkpoint
 from internvideo1.pretrain.common import (
@@ -38,11 +39,30 @@ def add_multimodal_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument("--input_size", default=224, type=int)
     g.add_argument("--fusion_depth", default=2, type=int)
     g.add_argument("--decoder_layers", default=4, type=int)
-    g.add_argument("--caption_weight", default=1.0, type=float)
+    g.add_argument(
+        "--loss_names",
+        nargs="+",
+        default=[],
+        type=parse_loss_weight,
+        metavar="NAME=WEIGHT",
+        help=f"objective weights under the original's names (0 turns one off); defaults {DEFAULT_LOSS_NAMES}",
+    )
+    g.add_argument("--mlm_prob", default=0.15, type=float, help="masking probability of a text token (mlm)")
     g.add_argument("--train_mae", action="store_true", help="the VideoMAE stream is frozen unless given")
     add_video_text_data_args(parser)
     add_optimisation_args(parser, lr=1e-5, min_lr=1e-7, warmup_lr=1e-7, weight_decay=0.02)
     return add_run_args(parser)
+
+
+def parse_loss_weight(text: str) -> tuple[str, float]:
+    """``"mlm=1"`` → ``("mlm", 1.0)`` (one ``--loss_names`` entry)."""
+    name, sep, weight = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT, got {text!r}")
+    try:
+        return name, float(weight)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"weight of {name!r} is not a number: {weight!r}") from err
 
 
 def load_encoder_weights(model: InternVideoMultiModal, mae_path: str = "", clip_path: str = "") -> dict:
@@ -75,7 +95,8 @@ def build_multimodal_from_args(args) -> InternVideoMultiModal:
         text={"context_length": args.max_txt_l},
         fusion_depth=args.fusion_depth,
         decoder_layers=args.decoder_layers,
-        caption_weight=args.caption_weight,
+        loss_names=dict(args.loss_names),
+        mlm_prob=args.mlm_prob,
         freeze_mae=not args.train_mae,
     )
     report = load_encoder_weights(model, args.mae_checkpoint, args.clip_checkpoint)
@@ -89,13 +110,14 @@ def build_multimodal_from_args(args) -> InternVideoMultiModal:
 
 
 def multimodal_step_fn():
-    """``step(model, batch, backend)``: contrastive + captioning loss; padding (id 0) is ignored."""
+    """``step(model, batch, backend)``: the weighted sum of the model's objectives, each logged;
+    padding (id 0) is ignored."""
 
     def step(model, batch, backend):
         video = backend.prepare(batch["video"])
         ids = batch["text_ids"].to(video.device)
         out = model(video, ids, ids == 0, batch["index"].to(video.device))
-        return out["loss"], {"loss_vtc": out["loss_vtc"], "loss_cap": out["loss_cap"]}
+        return out["loss"], {name: value for name, value in out.items() if name != "loss"}
 
     return step
 
