@@ -15,6 +15,8 @@ import os
 import torch
 from torch import nn
 
+from .local_weights import load_local_pretrained
+
 MODERNBERT_LARGE = {
     "hidden_size": 1024,
     "intermediate_size": 2624,
@@ -57,7 +59,8 @@ def build_semantic_decoder(
 ) -> nn.Module:
     """A ``ModernBertModel`` cut to its last ``keep_layers`` layers.
 
-    With ``path``: text-pretrained weights from a local ModernBERT folder (never downloads).
+    With ``path``: text-pretrained weights from a local ModernBERT folder (never downloads; every
+    weight must come from the checkpoint).
     Without: random weights in ModernBERT-large's shapes (``overrides`` change the config), the
     original's ``with_text_init=False``.
     """
@@ -67,11 +70,9 @@ def build_semantic_decoder(
         config = modernbert_config(**overrides)
         config._attn_implementation = "sdpa"
         return cut_to_last_layers(ModernBertModel(config), keep_layers)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(
-            f"ModernBERT folder not found: {path} (pass a local copy of ModernBERT-large)"
-        )
-    bert = ModernBertModel.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+    # A released ModernBertForMaskedLM folder: its ``model.*`` weights fill ``ModernBertModel``, the
+    # MLM head's are left out (the original keeps ``ModernBertForMaskedLM(...).model`` only).
+    bert = load_local_pretrained(ModernBertModel, path, ("modernbert",), "ModernBERT")
     return cut_to_last_layers(bert, keep_layers)
 
 

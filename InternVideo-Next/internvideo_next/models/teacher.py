@@ -23,9 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import return_layer_indices
+from .local_weights import load_local_pretrained
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# A full SigLIP checkpoint ("siglip": vision and text towers, as released -- the fixed-resolution
+# SigLIP2 models included) or a saved vision tower alone. The NaFlex SigLIP2 models ("siglip2") embed
+# patches with a linear layer over variable grids and do not fit this tower.
+SIGLIP_MODEL_TYPES = ("siglip", "siglip_vision_model")
 SIGLIP2_1B = {
     "hidden_size": 1536,
     "intermediate_size": 6144,
@@ -104,7 +109,8 @@ def build_siglip_teacher(
     """A teacher from a local SigLIP/SigLIP2 folder, or with random weights from a config.
 
     Without ``path`` the tower is built from :data:`SIGLIP2_1B` updated by ``config_overrides``
-    (tests use tiny configs). Nothing is downloaded.
+    (tests use tiny configs). Nothing is downloaded; a folder of another model type, or one whose
+    checkpoint lacks any vision-tower weight, is refused rather than left partly random.
     """
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
@@ -113,9 +119,7 @@ def build_siglip_teacher(
         config._attn_implementation = "sdpa"
         tower = SiglipVisionModel(config)
     else:
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"SigLIP teacher folder not found: {path}")
-        tower = SiglipVisionModel.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+        tower = load_local_pretrained(SiglipVisionModel, path, SIGLIP_MODEL_TYPES, "SigLIP teacher")
     if not getattr(tower.config, "vision_use_head", True):
         raise ValueError(f"the teacher at {path} has no attention-pooling head (vision_use_head=False)")
     depth = tower.config.num_hidden_layers
