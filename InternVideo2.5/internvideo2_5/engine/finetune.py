@@ -40,6 +40,7 @@ from internvideo2_5.conversation import get_template
 from internvideo2_5.data.instruction import load_instruction_data
 from internvideo2_5.data.packing import PackedCollator, PackedInstructionDataset, PackingLimits
 from internvideo2_5.data.sft import SFTCollator, SFTSettings, VideoInstructionDataset
+from internvideo2_5.engine.whole_weights import merged_state_dict, parameter_count
 from internvideo2_5.models.loading import load_pretrained, save_released
 from internvideo2_5.models.packed import LOSS_REDUCTIONS, packed_lm_loss, packed_logits
 from ivtools.data import build_loader
@@ -62,6 +63,8 @@ BACKBONE_LORA_TARGETS = (
 LORA_DROPOUT = 0.05
 TRUE_WORDS, FALSE_WORDS = ("true", "t", "yes", "y", "1"), ("false", "f", "no", "n", "0")
 RELEASED_DIR = "released"
+# InternVL's zero_stage3_config.json: norms and biases stay whole, matrices are partitioned
+STAGE3_PERSISTENCE_THRESHOLD = 10**7
 
 
 def str_to_bool(value: str) -> bool:
@@ -141,7 +144,13 @@ def add_finetune_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--device", default=None)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--enable_deepspeed", action="store_true")
-    g.add_argument("--zero_stage", type=int, default=0, choices=(0, 1, 2))
+    g.add_argument("--zero_stage", type=int, default=0, choices=(0, 1, 2, 3), help="DeepSpeed ZeRO stage")
+    g.add_argument(
+        "--stage3_param_persistence_threshold",
+        type=int,
+        default=STAGE3_PERSISTENCE_THRESHOLD,
+        help="ZeRO-3: parameters with fewer elements stay whole on every rank (0: partition all)",
+    )
     g.add_argument("--bf16", action="store_true")
     g.add_argument("--fp16", action="store_true")
     return parser
@@ -241,21 +250,21 @@ def enable_grad_checkpointing(model: nn.Module) -> None:
     model.activation_checkpointing_enable({"use_reentrant": False})
 
 
-def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state dict in plain transformers keys, LoRA adapters merged into their weights."""
-    from peft.tuners.lora import LoraLayer
+def deepspeed_config_from_args(args: argparse.Namespace) -> dict | None:
+    """ZeRO-3 settings beyond the stage (InternVL's ``zero_stage3_config.json`` switches); None otherwise.
 
-    state = {
-        name.replace(".base_layer.", "."): tensor.detach()
-        for name, tensor in model.state_dict().items()
-        if ".lora_" not in name
+    The released export gathers the partitioned weights itself (:mod:`.whole_weights`), so
+    ``stage3_gather_16bit_weights_on_model_save`` is not needed.
+    """
+    if not (args.enable_deepspeed and args.zero_stage == 3):
+        return None
+    zero = {
+        "stage": 3,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "stage3_param_persistence_threshold": args.stage3_param_persistence_threshold,
     }
-    for name, module in model.named_modules():
-        if isinstance(module, LoraLayer):
-            key = f"{name}.weight"
-            for adapter in module.active_adapters:
-                state[key] = state[key] + module.get_delta_weight(adapter).to(state[key].dtype)
-    return state
+    return {"zero_optimization": zero}
 
 
 def sft_step(
@@ -326,17 +335,17 @@ def run_finetuning(args: argparse.Namespace) -> Path:
     per_epoch = updates_per_epoch_or_fail(loader, args, dist)
     global_batch = global_batch_size(args, dist)
     optimizer = optimizer_from_args(args, model, global_batch)
-    backend = backend_from_args(args, model, optimizer, dist)
+    backend = backend_from_args(args, model, optimizer, dist, deepspeed_config_from_args(args))
     scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
     step = functools.partial(sft_step, loss_reduction=args.loss_reduction)
     trainer = Trainer(backend, loader, step, trainer_config_from_args(args), dist, scheduler, wd_schedule)
     if is_main_process():
-        count = sum(p.numel() for n, p in model.named_parameters() if n in set(trainable))
+        count = parameter_count(p for n, p in model.named_parameters() if n in set(trainable))
         print(f"{describe_dataset(dataset)}; {count / 1e6:.2f}M trainable parameters", flush=True)
     trainer.fit()
     out = Path(args.output_dir) / RELEASED_DIR
+    weights = merged_state_dict(backend.module)  # every rank: ZeRO-3 gathers its partitions collectively
     if is_main_process():
-        module = backend.module
-        save_released(module, config, out, tokenizer, state_dict=merged_state_dict(module))
+        save_released(backend.module, config, out, tokenizer, state_dict=weights)
         print(f"wrote the fine-tuned model to {out}", flush=True)
     return out

@@ -58,13 +58,29 @@ def optimizer_from_args(
     )
 
 
-def backend_from_args(args: argparse.Namespace, model: nn.Module, optimizer, dist: DistInfo):
-    """DeepSpeed (``--enable_deepspeed``, ZeRO ``--zero_stage``) or native DDP/autocast training."""
+def backend_from_args(
+    args: argparse.Namespace,
+    model: nn.Module,
+    optimizer,
+    dist: DistInfo,
+    deepspeed_config: dict | None = None,
+):
+    """DeepSpeed (``--enable_deepspeed``, ZeRO ``--zero_stage``) or native DDP/autocast training.
+
+    ``deepspeed_config`` replaces top-level keys of the DeepSpeed config built here (e.g. a whole
+    ``zero_optimization`` section with ZeRO-3 settings).
+    """
     common = {"precision": precision_of(args), "clip_grad": args.clip_grad, "accumulation": args.update_freq}
     if getattr(args, "enable_deepspeed", False):
         micro_batch = args.batch_size * getattr(args, "num_sample", 1)
         return DeepSpeedBackend(
-            model, optimizer, dist, zero_stage=args.zero_stage, micro_batch_size=micro_batch, **common
+            model,
+            optimizer,
+            dist,
+            zero_stage=args.zero_stage,
+            micro_batch_size=micro_batch,
+            extra_config=deepspeed_config,
+            **common,
         )
     # Frozen towers or heads unused by some batches leave parameters without gradients under DDP.
     unused = getattr(args, "find_unused_parameters", False)
