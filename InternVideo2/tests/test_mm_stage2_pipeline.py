@@ -110,6 +110,14 @@ def tiny_corpus(tmp_path_factory):
     return root, cfg_file
 
 
+def trained_checkpoint(run: Path, test: str) -> Path:
+    """The epoch-0 checkpoint an earlier test of this module wrote (skip when it did not run)."""
+    ckpt = run / "checkpoint-0.pth"
+    if not ckpt.exists():
+        pytest.skip(f"needs the checkpoint of {test}")
+    return ckpt
+
+
 def test_two_iteration_stage2_training_saves_a_reloadable_checkpoint(tiny_corpus):
     root, cfg_file = tiny_corpus
     cfg = load_config(cfg_file, root=MM_ROOT)
@@ -150,11 +158,24 @@ def test_two_iteration_stage2_training_saves_a_reloadable_checkpoint(tiny_corpus
     assert torch.equal(other.state_dict()["text_proj.weight"], before)
 
 
+def test_stage2_training_starts_from_the_configured_vision_weights(tiny_corpus):
+    # lr 0 (and so no weight decay either): the vision encoder must end exactly as it was loaded.
+    root, cfg_file = tiny_corpus
+    ckpt = trained_checkpoint(root / "out", "the training test")
+    out = root / "out_from_vision"
+    overrides = [f"model.vision_encoder.pretrained={ckpt}", "optimizer.lr=0.0", f"output_dir={out}"]
+    run_pretrain(load_config(cfg_file, overrides, root=MM_ROOT))
+    start = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
+    end = torch.load(out / "checkpoint-0.pth", map_location="cpu", weights_only=True)["model"]
+    vision = [k for k in end if k.startswith("vision_encoder.")]
+    assert vision
+    for key in vision:
+        assert torch.equal(end[key], start[key]), key
+
+
 def test_zero_shot_retrieval_end_to_end(tiny_corpus):
     root, cfg_file = tiny_corpus
-    ckpt = root / "out" / "checkpoint-0.pth"
-    if not ckpt.exists():
-        pytest.skip("needs the checkpoint of the training test")
+    ckpt = trained_checkpoint(root / "out", "the training test")
     cfg = load_config(cfg_file, [f"pretrained_path={ckpt}", f"output_dir={root}/eval"], root=MM_ROOT)
     results = run_retrieval(cfg)
     written = json.loads((root / "eval" / "eval.json").read_text())
@@ -174,9 +195,7 @@ def test_user_api_and_cli_rank_sentences(tiny_corpus):
     from internvideo2.mm.api import VideoTextRetriever
 
     root, cfg_file = tiny_corpus
-    ckpt = root / "out" / "checkpoint-0.pth"
-    if not ckpt.exists():
-        pytest.skip("needs the checkpoint of the training test")
+    ckpt = trained_checkpoint(root / "out", "the training test")
     retriever = VideoTextRetriever.from_config(cfg_file, checkpoint=ckpt)
     texts = ["a square drifts left", "moving up", "real footage"]
     ranked = retriever.rank(root / "left.mp4", texts)
@@ -302,9 +321,7 @@ def test_audio_visual_retrieval_scores_with_fused_embedding_and_avtm_head(tiny_c
     from ivtools.data import build_loader
 
     root, cfg_file = tiny_corpus
-    ckpt = root / "out_av" / "checkpoint-0.pth"
-    if not ckpt.exists():
-        pytest.skip("needs the checkpoint of the audio-visual training test")
+    ckpt = trained_checkpoint(root / "out_av", "the audio-visual training test")
     av_file = root / "config_av_eval.py"
     test_set = f'test_file = dict(av=dict(anno_path="{root}/test.json", data_root="{root}", media_type="audio_video"))'
     av_file.write_text((root / "config_av.py").read_text() + f"\n{test_set}\ntest_types = ['av']\n")

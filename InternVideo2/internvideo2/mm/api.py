@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from internvideo2.mm.build import build_model, build_tokenizer, load_checkpoint
+from internvideo2.mm.build import build_model, build_tokenizer, load_for_evaluation
 from internvideo2.mm.config import load_config, optional, require
 from internvideo2.mm.data import MediaRecord, Tokenize, load_media, pre_text, test_transform
 
@@ -49,8 +49,7 @@ class VideoTextRetriever:
         cfg = load_config(config, overrides, root=MM_ROOT)
         tokenizer = build_tokenizer(cfg)
         model = build_model(cfg, tokenizer, is_pretrain=False)
-        if checkpoint is not None:
-            load_checkpoint(model, checkpoint, strict=True)
+        load_for_evaluation(model, cfg, checkpoint)
         return cls(
             model,
             tokenizer,

@@ -220,6 +220,19 @@ def convert_stage2_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch
     return {k: v for k, v in state.items() if not k.endswith("embeddings.position_ids")}
 
 
+def convert_released_state_dict(
+    model: torch.nn.Module, state: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Released keys -> ``model``'s: stage-2 BERT buffers, and for ``InternVideo2_CLIP`` the LLaMA
+    text tower's transformers-4.28 RoPE buffers and peft >= 0.7 ``base_layer`` names."""
+    from internvideo2.models.internvideo2_clip import InternVideo2_CLIP, convert_llama_text_keys
+
+    state = convert_stage2_state_dict(state)
+    if isinstance(model, InternVideo2_CLIP):
+        state = convert_llama_text_keys(state, model.text_encoder.rope_frequencies())
+    return state
+
+
 def _read_state_dict(path: Path) -> dict:
     from ivtools.checkpoint import consolidate_zero_checkpoint, load_state_dict_file, unwrap_state_dict
 
@@ -235,30 +248,62 @@ def load_checkpoint(
     DeepSpeed checkpoint folder a ``deepspeed.enable`` run wrote (consolidated to fp32 weights).
 
     Without the MLM head (``is_pretrain=False``) the ``text_encoder.cls.*`` keys are skipped and the
-    ``text_encoder.bert.`` prefix is mapped onto the bare BERT. Returns ``(missing, unexpected)``.
+    ``text_encoder.bert.`` prefix is mapped onto the bare BERT. A strict load that does not fit
+    raises :class:`~internvideo2.models.CheckpointMismatchError` naming the first offending keys.
+    Returns ``(missing, unexpected)``.
     """
-    state = convert_stage2_state_dict(_read_state_dict(Path(path)))
+    from internvideo2.models.loading import CheckpointMismatchError, mismatch_message
+
+    state = convert_released_state_dict(model, _read_state_dict(Path(path)))
     own = model.state_dict()
     if not any(k.startswith("text_encoder.cls.") for k in own):
         state = {k: v for k, v in state.items() if not k.startswith("text_encoder.cls.")}
         state = {k.replace("text_encoder.bert.", "text_encoder.", 1): v for k, v in state.items()}
     if not strict:
         state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    elif problem := mismatch_message(model, state, str(path)):
+        raise CheckpointMismatchError(problem)
     result = model.load_state_dict(state, strict=strict)
     return list(result.missing_keys), list(result.unexpected_keys)
 
 
-def load_pretrained_parts(model: torch.nn.Module, cfg: DictConfig) -> None:
+def load_pretrained_parts(
+    model: torch.nn.Module, cfg: DictConfig, checkpoint: str | Path | None = None
+) -> None:
     """Training start points: ``model.vision_encoder.pretrained`` (a stage-1 or stage-2 checkpoint;
     its ``vision_encoder.`` part, alignment heads dropped, position tables resampled) into the vision
-    encoder, then ``pretrained_path`` (a whole model checkpoint) non-strictly over everything."""
+    encoder; ``model.text_ckpt_path`` (InternVL-C's file, ``InternVideo2_CLIP`` only) strictly into
+    the LLaMA text tower; then ``checkpoint`` (default ``pretrained_path``; a whole or partial model
+    checkpoint) non-strictly over everything."""
+    text_weights = optional(cfg, "model.text_ckpt_path", "")
+    if text_weights:
+        from internvideo2.models.internvideo2_clip import load_internvl_text_weights
+
+        kept = load_internvl_text_weights(model.text_encoder, resolve_path(cfg, text_weights))
+        logger.info("text tower from %s; LoRA adapters at their start value: %d", text_weights, len(kept))
     vision_weights = optional(cfg, "model.vision_encoder.pretrained", "")
     if vision_weights:
         from internvideo2.models import load_checkpoint as load_vision_checkpoint
 
         report = load_vision_checkpoint(model.vision_encoder, resolve_path(cfg, vision_weights), strict=False)
         logger.info("vision encoder from %s: %s", vision_weights, report)
-    path = optional(cfg, "pretrained_path", "")
+    path = checkpoint if checkpoint is not None else optional(cfg, "pretrained_path", "")
     if path:
         missing, unexpected = load_checkpoint(model, resolve_path(cfg, path), strict=False)
         logger.info("loaded %s; missing %d, unexpected %d", path, len(missing), len(unexpected))
+
+
+def load_for_evaluation(model: torch.nn.Module, cfg: DictConfig, checkpoint: str | Path | None) -> None:
+    """The weights to evaluate.
+
+    A config that names start parts (``model.vision_encoder.pretrained``, ``model.text_ckpt_path``)
+    loads them and then ``checkpoint`` over them non-strictly: that is how the original evaluates
+    ``InternVideo2_CLIP``, whose training checkpoints keep only the trained parameters. Otherwise
+    ``checkpoint`` must fit the model exactly.
+    """
+    if optional(cfg, "model.vision_encoder.pretrained", "") or optional(cfg, "model.text_ckpt_path", ""):
+        load_pretrained_parts(model, cfg, checkpoint or "")
+    elif checkpoint:
+        load_checkpoint(model, checkpoint, strict=True)
+    else:
+        logger.warning("no checkpoint: evaluating randomly initialised weights")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from internvideo2.mm.build import build_model, build_tokenizer, load_checkpoint
+from internvideo2.mm.build import build_model, build_tokenizer, load_for_evaluation, load_pretrained_parts
 from internvideo2.mm.config import SOURCE_KEY, ConfigError, optional, require
 from internvideo2.mm.data import (
     IMAGENET_MEAN,
@@ -276,11 +276,7 @@ def run_pretrain(cfg: DictConfig) -> list[dict]:
     seed_everything(int(optional(cfg, "seed", 42)), dist.rank)
     tokenizer = build_tokenizer(cfg)
     model = build_model(cfg, tokenizer, is_pretrain=str(optional(cfg, "mode", "pt")) == "pt")
-    if optional(cfg, "pretrained_path", ""):
-        missing, unexpected = load_checkpoint(model, cfg.pretrained_path, strict=False)
-        logger.info(
-            "loaded %s; missing %d, unexpected %d", cfg.pretrained_path, len(missing), len(unexpected)
-        )
+    load_pretrained_parts(model, cfg)
     loader = build_train_loader(cfg, tokenizer, dist.world_size)
     args = training_args(cfg)
     optimizer = build_mm_optimizer(cfg, model)
@@ -306,11 +302,7 @@ def run_retrieval(cfg: DictConfig) -> dict[str, float]:
     )
     tokenizer = build_tokenizer(cfg)
     model = build_model(cfg, tokenizer, is_pretrain=False)
-    path = optional(cfg, "pretrained_path", "")
-    if path:
-        load_checkpoint(model, path, strict=True)
-    else:
-        logger.warning("no pretrained_path: evaluating randomly initialised weights")
+    load_for_evaluation(model, cfg, optional(cfg, "pretrained_path", "") or None)
     model.to(dist.device)
     results = evaluate_test_sets(model, build_test_sets(cfg, tokenizer), cfg, dist.device)
     out = optional(cfg, "output_dir", None)

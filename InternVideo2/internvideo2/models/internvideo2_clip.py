@@ -14,6 +14,9 @@ trains only its ``clip_projector`` when ``open_vision_clip_projector``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +24,7 @@ from torch import nn
 from internvideo2.mm.losses import vtc_loss
 from internvideo2.models.backbone import InternVideo2Encoder
 from internvideo2.models.configs import VARIANTS, register_variant
+from internvideo2.models.loading import CheckpointMismatchError, mismatch_message
 from internvideo2.models.mobileclip import MobileCLIPTextConfig, MobileCLIPTextTransformer
 
 
@@ -88,6 +92,78 @@ class LlamaTextEncoder(nn.Module):
         hidden = self.transformer(input_ids=ids, attention_mask=mask.long()).last_hidden_state
         last = hidden[torch.arange(ids.shape[0], device=ids.device), mask.sum(1) - 1]
         return last @ self.text_projection
+
+    def rope_frequencies(self) -> torch.Tensor:
+        """The rotary frequencies this config implies (what old transformers saved per layer)."""
+        return self.transformer.rotary_emb.inv_freq
+
+
+# The original pins transformers 4.28.1, which saved every layer's RoPE frequencies as a persistent
+# buffer; current transformers recompute them from the config, so the loader checks and drops them.
+_ROPE_BUFFER = ".self_attn.rotary_emb.inv_freq"
+# peft >= 0.7 keeps an adapted layer's own weight under ``base_layer``; older peft and this model
+# keep it as the layer's ``weight``. peft's default LLaMA targets are these two projections.
+_LORA_TARGETS = ("q_proj", "v_proj")
+# What the original takes from InternVL-C's file (which also holds InternViT-6B and ``logit_scale``).
+INTERNVL_TEXT_PARTS = ("transformer.", "text_projection")
+
+
+def _check_rope_frequencies(key: str, saved: torch.Tensor, expected: torch.Tensor) -> None:
+    same_shape = saved.shape == expected.shape
+    if not (same_shape and torch.allclose(saved.float(), expected.float(), rtol=1e-3)):
+        raise CheckpointMismatchError(
+            f"{key}: saved RoPE frequencies {tuple(saved.shape)} differ from the model's "
+            f"{tuple(expected.shape)} (another head size or rope_theta in the LLaMA config)"
+        )
+
+
+def convert_llama_text_keys(
+    state: Mapping[str, torch.Tensor], rope_frequencies: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Released LLaMA text-tower keys (any prefix) -> :class:`LlamaTextEncoder`'s.
+
+    ``*.self_attn.rotary_emb.inv_freq`` (transformers <= 4.30) is dropped once it is checked against
+    ``rope_frequencies``; ``q_proj``/``v_proj.base_layer.weight`` (peft >= 0.7) becomes ``*.weight``.
+    Other keys pass unchanged.
+    """
+    out = {}
+    for key, value in state.items():
+        if key.endswith(_ROPE_BUFFER):
+            _check_rope_frequencies(key, value, rope_frequencies)
+            continue
+        for target in _LORA_TARGETS:
+            key = key.replace(f".{target}.base_layer.", f".{target}.")
+        out[key] = value
+    return out
+
+
+def load_internvl_text_weights(
+    text_encoder: LlamaTextEncoder, checkpoint: str | Path | Mapping[str, torch.Tensor]
+) -> list[str]:
+    """Load InternVL-C's text tower (the original's ``text_ckpt_path``, ``internvl_c_13b_224px.pth``).
+
+    Takes the ``transformer.*`` and ``text_projection`` keys, as the original does, converts them
+    (:func:`convert_llama_text_keys`) and loads them strictly; any other missing, extra or misshapen
+    key raises :class:`CheckpointMismatchError` naming the first ones. InternVL-C's tower has no
+    LoRA (clip_benchmark's ``InternVL_C`` is a plain ``LlamaForCausalLM(...).model``), so absent
+    adapters keep their start value (B = 0: the base layer's output), as in the original. Returns
+    the adapter keys so kept.
+    """
+    from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
+
+    source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
+    raw = load_state_dict_file(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
+    state = unwrap_state_dict(raw, "module")
+    text = {k: v for k, v in state.items() if k.startswith(INTERNVL_TEXT_PARTS)}
+    text = convert_llama_text_keys(text, text_encoder.rope_frequencies())
+    own = text_encoder.state_dict()
+    kept = [k for k in own if ".lora_" in k and k not in text]
+    text.update({k: own[k] for k in kept})
+    problem = mismatch_message(text_encoder, text, source)
+    if problem:
+        raise CheckpointMismatchError(problem)
+    text_encoder.load_state_dict(text, strict=True)
+    return kept
 
 
 def _freeze(module: nn.Module, keep: tuple[str, ...] = ()) -> None:
@@ -215,6 +291,8 @@ __all__ = [
     "InternVideo2_CLIP_small",
     "LlamaTextEncoder",
     "LoRALinear",
+    "convert_llama_text_keys",
+    "load_internvl_text_weights",
     "MobileCLIPTextConfig",
     "mobileclip_text",
 ]

@@ -201,7 +201,8 @@ def _grid_with_frames(rows: int, frames: int, key: str) -> tuple[int, int, int]:
     return (frames, side, side)
 
 
-def _mismatch_message(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> str | None:
+def mismatch_message(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> str | None:
+    """What keeps ``state_dict`` from loading strictly into ``model`` (first keys of each kind), or None."""
     target = model.state_dict()
     wrong = [
         (k, tuple(v.shape), tuple(target[k].shape))
@@ -250,7 +251,7 @@ def load_checkpoint(
     if edit is not None:
         state_dict = edit(state_dict)
     state_dict = adapt_state_dict(model, state_dict, orig_t_size, report, center_init)
-    problem = _mismatch_message(model, state_dict, source)
+    problem = mismatch_message(model, state_dict, source)
     target = model.state_dict()
     fitting = {k: v for k, v in state_dict.items() if k in target and v.shape == target[k].shape}
     if problem and (strict or not fitting):
