@@ -5,8 +5,10 @@
   model, scored against the batch gathered from every rank;
 * :func:`caption_loss` -- next-token cross-entropy of the multi-modality caption decoder;
 * :func:`mask_text_for_mlm` / :func:`token_cross_entropy` -- the masked-language objective of the
-  original's CoTrain (``mlm``), and :func:`draw_vtm_pairs` / :func:`vtm_loss` its video-text
-  matching objective (``vtm``).
+  original's CoTrain (``mlm``), :func:`draw_vtm_pairs` / :func:`vtm_loss` its video-text
+  matching objective (``vtm``) and :func:`word_patch_alignment_loss` the optimal-transport term
+  that its ``compute_vtm_wpa`` adds to matching (``vtm_wpa``): :func:`optimal_transport_distance`
+  under the plan of :func:`ipot_transport_plan`.
 """
 
 from __future__ import annotations
@@ -203,3 +205,69 @@ def draw_vtm_pairs(
 def vtm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Two-way cross-entropy of the matching head's ``logits`` ``(B, 2)``; label 1 = matching pair."""
     return F.cross_entropy(logits.float(), labels.long())
+
+
+def cosine_cost(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Cosine distance ``1 - cos`` between every pair of rows: ``(B, M, D)``, ``(B, N, D)`` → ``(B, M, N)``."""
+    return 1 - F.normalize(x, dim=-1, eps=eps) @ F.normalize(y, dim=-1, eps=eps).transpose(1, 2)
+
+
+def _uniform_mass(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Mass ``1 / count`` on each valid position of a row, 0 elsewhere (a row with none gets none)."""
+    valid = valid.to(dtype)
+    return valid / valid.sum(dim=1, keepdim=True).clamp_min(1)
+
+
+def _scale_to(mass: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """The factor that brings ``current`` marginals to ``mass``; 0 where the mass is 0 (padding)."""
+    return mass / current.masked_fill(mass == 0, 1)
+
+
+@torch.no_grad()
+def ipot_transport_plan(
+    cost: torch.Tensor,
+    x_valid: torch.Tensor,
+    y_valid: torch.Tensor,
+    beta: float = 0.5,
+    iterations: int = 50,
+) -> torch.Tensor:
+    """Transport plan ``(B, M, N)`` between uniform masses on the valid rows and columns of ``cost``.
+
+    IPOT (Xie et al., 2019), as ViLT/UNITER and the original's ``compute_vtm_wpa`` run it: each
+    proximal step multiplies the plan by ``exp(-cost / beta)`` and rescales it with one Sinkhorn
+    pass; defaults are the original's ``beta=0.5``, 50 iterations. The rows (``x``) marginal is
+    matched exactly after every step, the columns one at convergence. The plan carries no
+    gradient (the original runs it under ``no_grad`` on the detached cost), so the distance
+    ``<cost, plan>`` is differentiated through the cost only.
+    """
+    mu, nu = _uniform_mass(x_valid, cost.dtype), _uniform_mass(y_valid, cost.dtype)
+    # Padded pairs start at 0 and, the steps being multiplicative, stay there.
+    plan = (mu[:, :, None].gt(0) & nu[:, None, :].gt(0)).to(cost.dtype)
+    kernel = torch.exp(-cost / beta)
+    row_scale = mu
+    for _ in range(iterations):
+        proximal = kernel * plan
+        col_scale = _scale_to(nu, (proximal * row_scale[:, :, None]).sum(dim=1))
+        row_scale = _scale_to(mu, (proximal * col_scale[:, None, :]).sum(dim=2))
+        plan = row_scale[:, :, None] * proximal * col_scale[:, None, :]
+    return plan
+
+
+def optimal_transport_distance(
+    x: torch.Tensor, x_valid: torch.Tensor, y: torch.Tensor, y_valid: torch.Tensor
+) -> torch.Tensor:
+    """``<cost, plan>`` per batch row ``(B,)`` between the valid tokens of ``x`` ``(B, M, D)`` and
+    ``y`` ``(B, N, D)``: cosine cost in float32 (the original turns autocast off here), IPOT plan
+    at the original's settings, held constant."""
+    cost = cosine_cost(x.float(), y.float())
+    plan = ipot_transport_plan(cost.detach(), x_valid, y_valid)
+    return (cost * plan).sum(dim=(1, 2))
+
+
+def word_patch_alignment_loss(distance: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The original's word-patch alignment (``vtm_wpa``, unweighted) of a matching batch: each
+    row's text-video transport distance (:func:`optimal_transport_distance`) is pulled down for
+    matching rows (label 1) and pushed up for the others,
+    ``(sum of positive distances - sum of negative distances) / B``."""
+    sign = labels.to(distance.dtype) * 2 - 1
+    return (sign * distance).mean()

@@ -1,5 +1,6 @@
 """InternVideo1 multi-modality model: cross-model attention, fusion at init, causality, training, and
-the original CoTrain's masked-language (mlm) and video-text matching (vtm) objectives."""
+the original CoTrain's masked-language (mlm) and video-text matching (vtm) objectives, the latter
+with its word-patch alignment term (vtm_wpa)."""
 
 import math
 
@@ -223,14 +224,15 @@ def test_vtm_negatives_are_drawn_at_random():
 
 
 def test_vtm_loss_equals_hand_computation_and_negatives_see_their_video():
-    model = tiny_model(loss_names={"vtm": 1}).eval()
+    model = tiny_model(loss_names={"vtm": 1, "vtm_wpa": 0}).eval()
     video, ids, text_tokens, visual = _batch(model, batch=6, seed=2)
     idx = torch.arange(6)
     torch.manual_seed(5)
     with torch.no_grad():
         out = model(video, ids, ids == PAD, idx)
         torch.manual_seed(5)  # the pair draw is forward's only random step
-        logits, labels, video_index = model.vtm_logits(visual, ids, text_tokens, idx)
+        pairs = model.vtm_pairs(visual, text_tokens, idx)
+        logits, labels, video_index = model.vtm_logits(pairs, ids), pairs.labels, pairs.video_index
     assert set(out) == {"loss", "loss_vtc", "loss_cap", "loss_vtm"}
     hand = -logits.log_softmax(-1)[torch.arange(6), labels].mean()
     torch.testing.assert_close(out["loss_vtm"], hand)
@@ -269,10 +271,13 @@ def test_heads_use_the_original_names_and_only_exist_when_selected():
 
 
 def test_all_objectives_weighted_and_backward():
-    model = tiny_model(loss_names={"contrastive": 2, "cap": 0.5, "mlm": 1, "vtm": 0.25}).train()
+    model = tiny_model(
+        loss_names={"contrastive": 2, "cap": 0.5, "mlm": 1, "vtm": 0.25, "vtm_wpa": 0.5}
+    ).train()
     video, ids, _, _ = _batch(model, batch=4, seed=4)
     out = model(video, ids, ids == PAD)
     weighted = 2 * out["loss_vtc"] + 0.5 * out["loss_cap"] + out["loss_mlm"] + 0.25 * out["loss_vtm"]
+    weighted = weighted + 0.5 * out["loss_vtm_wpa"]
     torch.testing.assert_close(out["loss"].detach(), weighted)
     # Untrained heads: about uniform over the 64-token vocabulary and the two matching classes.
     assert abs(out["loss_mlm"].item() - math.log(64)) < 1.0
@@ -288,3 +293,75 @@ def test_loss_names_are_checked():
         tiny_model(loss_names={"itm": 1})
     with pytest.raises(ValueError, match="no objective"):
         tiny_model(loss_names={"contrastive": 0, "cap": 0})
+    with pytest.raises(ValueError, match="needs a positive vtm weight"):
+        tiny_model(loss_names={"vtm_wpa": 0.1})
+
+
+def _reference_ipot_distance(cost: torch.Tensor, beta: float = 0.5, iterations: int = 50) -> torch.Tensor:
+    """Textbook IPOT (Xie et al., 2019, one Sinkhorn pass per step) on one unpadded ``(M, N)`` cost,
+    in the original's video-by-text orientation; written apart from ``internvideo1.losses``."""
+    m, n = cost.shape
+    kernel = torch.exp(-cost.t() / beta)  # (N, M)
+    plan = torch.ones(n, m, dtype=cost.dtype)
+    text_scale = torch.full((m,), 1.0 / m, dtype=cost.dtype)
+    for _ in range(iterations):
+        q = kernel * plan
+        video_scale = 1.0 / (n * (q @ text_scale))
+        text_scale = 1.0 / (m * (q.t() @ video_scale))
+        plan = video_scale[:, None] * q * text_scale[None, :]
+    return torch.trace(cost @ plan)
+
+
+def test_vtm_with_wpa_equals_hand_computation():
+    """loss = CE(vtm) + 0.1 * (sum of positive OT distances - sum of negative ones) / B, the OT
+    distance taken between the words (no SOT / EOT / padding) and the paired video's visual tokens."""
+    model = tiny_model(loss_names={"contrastive": 0, "cap": 0, "vtm": 1}).eval()
+    assert model.loss_names["vtm_wpa"] == 0.1  # the original's weight is the default
+    video, ids, _, _ = _batch(model, batch=6, seed=7)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        out = model(video, ids, ids == PAD)
+        torch.manual_seed(11)
+        video_index, labels = draw_vtm_pairs(torch.arange(6))
+        fused = model.encode_fused(video[video_index], ids)
+        visual_tokens = model.pooled_visual(video)[1][video_index]
+    assert set(out) == {"loss", "loss_vtm", "loss_vtm_wpa"} and (labels == 0).sum() == 3
+    ce = -model.vtm_score(model.pooler(fused[torch.arange(6), ids.argmax(-1)])).log_softmax(-1)
+    ce = ce[torch.arange(6), labels].mean()
+    distances = []
+    for row in range(6):
+        words = fused[row][(ids[row] != PAD) & (ids[row] != SOT) & (ids[row] != EOT)].double()
+        patches = visual_tokens[row].double()
+        cosine = (words / words.norm(dim=-1, keepdim=True)) @ (
+            patches / patches.norm(dim=-1, keepdim=True)
+        ).t()
+        distances.append(_reference_ipot_distance(1 - cosine))
+    distances = torch.stack(distances).float()
+    wpa = (distances[labels == 1].sum() - distances[labels == 0].sum()) / 6
+    assert distances.min() > 0
+    torch.testing.assert_close(out["loss_vtm"], ce, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["loss_vtm_wpa"], wpa, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["loss"], ce + 0.1 * wpa, rtol=1e-4, atol=1e-5)
+
+
+def test_wpa_ignores_special_and_padding_tokens_of_the_caption():
+    model = tiny_model(loss_names={"vtm": 1}).eval()
+    video, ids, text_tokens, visual = _batch(model, batch=4, seed=9)
+    with torch.no_grad():
+        pairs = model.vtm_pairs(visual, text_tokens, torch.arange(4), torch.Generator().manual_seed(0))
+        loss = model.vtm_wpa_loss(pairs, visual, ids, ids == PAD)
+        special = (ids == PAD) | (ids == SOT) | (ids == EOT)
+        noise = torch.randn_like(pairs.fused)
+        moved_special = pairs._replace(fused=torch.where(special[..., None], noise, pairs.fused))
+        moved_word = pairs._replace(fused=torch.where(special[..., None], pairs.fused, noise))
+        torch.testing.assert_close(model.vtm_wpa_loss(moved_special, visual, ids, ids == PAD), loss)
+        assert not torch.allclose(model.vtm_wpa_loss(moved_word, visual, ids, ids == PAD), loss)
+
+
+def test_wpa_weight_is_configurable_and_only_counts_with_vtm():
+    video, ids, _, _ = _batch(tiny_model(), batch=4, seed=1)
+    assert "loss_vtm_wpa" not in tiny_model()(video, ids, ids == PAD)  # vtm off: no alignment either
+    assert "loss_vtm_wpa" not in tiny_model(loss_names={"vtm": 1, "vtm_wpa": 0})(video, ids, ids == PAD)
+    model = tiny_model(loss_names={"contrastive": 0, "cap": 0, "vtm": 1, "vtm_wpa": 2.0}).train()
+    out = model(video, ids, ids == PAD)
+    torch.testing.assert_close(out["loss"].detach(), out["loss_vtm"] + 2.0 * out["loss_vtm_wpa"])

@@ -20,7 +20,9 @@ Structure (the InternVideo paper, sec. 3, and the original's ``Multi-Modalities-
   masked caption (``mlm``), and ``pooler`` + ``vtm_score`` (:class:`Pooler`, :class:`VTMHead`)
   classify a (video, caption) pair as matching or not from the decoder's end-of-text feature
   (``vtm``). Their parameter names are the original's (``mlm_score.transform.dense.weight``,
-  ``vtm_score.fc.weight``, ``pooler.dense.weight`` ...).
+  ``vtm_score.fc.weight``, ``pooler.dense.weight`` ...). With ``vtm`` on, the original's word-patch
+  alignment (``vtm_wpa``, weight 0.1 by default as its ``compute_vtm_wpa``) adds the optimal-transport
+  distance between each matching pair's caption tokens and video tokens, no parameters of its own.
 
 ``forward(video, text_ids, special_tokens_mask, idx)`` returns the losses; ``encode_video`` /
 ``encode_text`` give the embeddings that retrieval, zero-shot classification and multiple-choice
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import NamedTuple
 
 import timm
 import torch
@@ -45,8 +48,10 @@ from internvideo1.losses import (
     contrastive_loss,
     draw_vtm_pairs,
     mask_text_for_mlm,
+    optimal_transport_distance,
     token_cross_entropy,
     vtm_loss,
+    word_patch_alignment_loss,
 )
 from internvideo1.models._factory import register_factory
 from internvideo1.models.clip_blocks import CLIPTextEncoder, ResidualAttentionBlock
@@ -209,20 +214,41 @@ class Pooler(nn.Module):
 
 
 # The original's ``loss_names`` keys this model trains, their default weights and the names under
-# which ``forward`` reports each loss.
-DEFAULT_LOSS_NAMES = {"contrastive": 1.0, "cap": 1.0, "mlm": 0.0, "vtm": 0.0}
-_LOSS_OUTPUT_KEYS = {"contrastive": "loss_vtc", "cap": "loss_cap", "mlm": "loss_mlm", "vtm": "loss_vtm"}
+# which ``forward`` reports each loss. ``vtm_wpa`` is not a key of the original: it names the 0.1
+# that the original's ``compute_vtm_wpa`` hard-codes on its optimal-transport term, and counts
+# only while ``vtm`` is on, since it scores the matching batch's pairs.
+DEFAULT_LOSS_NAMES = {"contrastive": 1.0, "cap": 1.0, "mlm": 0.0, "vtm": 0.0, "vtm_wpa": 0.1}
+_LOSS_OUTPUT_KEYS = {
+    "contrastive": "loss_vtc",
+    "cap": "loss_cap",
+    "mlm": "loss_mlm",
+    "vtm": "loss_vtm",
+    "vtm_wpa": "loss_vtm_wpa",
+}
 
 
 def resolve_loss_names(loss_names: dict[str, float] | None) -> dict[str, float]:
-    """``DEFAULT_LOSS_NAMES`` updated by ``loss_names``; unknown names are an error."""
-    unknown = set(loss_names or {}) - set(DEFAULT_LOSS_NAMES)
+    """``DEFAULT_LOSS_NAMES`` updated by ``loss_names``; unknown names, no objective at all, or a
+    ``vtm_wpa`` weight given without ``vtm`` (it would silently do nothing) are errors."""
+    given = loss_names or {}
+    unknown = set(given) - set(DEFAULT_LOSS_NAMES)
     if unknown:
         raise ValueError(f"unknown loss names {sorted(unknown)}; choose from {sorted(DEFAULT_LOSS_NAMES)}")
-    resolved = {**DEFAULT_LOSS_NAMES, **(loss_names or {})}
-    if not any(weight > 0 for weight in resolved.values()):
+    resolved = {**DEFAULT_LOSS_NAMES, **given}
+    if given.get("vtm_wpa", 0) > 0 and resolved["vtm"] <= 0:
+        raise ValueError("vtm_wpa scores the video-text matching pairs: it needs a positive vtm weight")
+    if not any(weight > 0 for name, weight in resolved.items() if name != "vtm_wpa"):
         raise ValueError(f"no objective has a positive weight in {resolved}")
     return resolved
+
+
+class VTMPairs(NamedTuple):
+    """A video-text matching batch: caption ``i`` with video ``video_index[i]``, label 1 if they match;
+    ``fused`` holds the caption decoder's token features ``(B, L, width)`` of each such pair."""
+
+    fused: torch.Tensor
+    labels: torch.Tensor
+    video_index: torch.Tensor
 
 
 class InternVideoMultiModal(nn.Module):
@@ -365,23 +391,42 @@ class InternVideoMultiModal(nn.Module):
         )
         return self.mlm_score(self.caption_decoder.decode_text(pooled_visual, masked_tokens)), labels
 
-    def vtm_logits(
+    def vtm_pairs(
         self,
         pooled_visual: torch.Tensor,
-        text_ids: torch.Tensor,
         text_tokens: torch.Tensor,
         idx: torch.Tensor,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(logits (B, 2), labels (B,), video_index (B,))`` of the video-text matching objective.
-
-        Row ``i`` pairs caption ``i`` with video ``video_index[i]`` (:func:`draw_vtm_pairs`); the
-        negatives reuse the batch's pooled visual queries, so no video is encoded twice.
-        """
+    ) -> VTMPairs:
+        """The matching batch of :func:`draw_vtm_pairs`, decoded; the negatives reuse the batch's
+        pooled visual queries, so no video is encoded twice."""
         video_index, labels = draw_vtm_pairs(idx, generator)
         fused = self.caption_decoder.decode_text(pooled_visual[video_index], text_tokens)
+        return VTMPairs(fused, labels, video_index)
+
+    def vtm_logits(self, pairs: VTMPairs, text_ids: torch.Tensor) -> torch.Tensor:
+        """Matching logits ``(B, 2)`` from each pair's end-of-text decoder feature."""
+        fused = pairs.fused
         eot = fused[torch.arange(fused.shape[0], device=fused.device), text_ids.argmax(dim=-1)]
-        return self.vtm_score(self.pooler(eot)), labels, video_index
+        return self.vtm_score(self.pooler(eot))
+
+    def vtm_wpa_loss(
+        self,
+        pairs: VTMPairs,
+        pooled_visual: torch.Tensor,
+        text_ids: torch.Tensor,
+        special_tokens_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Word-patch alignment of the matching batch (unweighted), between the decoder's caption
+        tokens without SOT, EOT and padding (the original drops its text CLS, SEP and padding) and
+        the paired video's pooled visual queries: the video tokens the decoder reads, in its width.
+        The original's video side is its joint encoder's patch tokens without the class token;
+        this model's patch tokens live in the vision width and never pass the text decoder."""
+        video_tokens = pooled_visual[pairs.video_index]
+        text_valid = ~clip_special_tokens_mask(text_ids, special_tokens_mask)
+        video_valid = torch.ones(video_tokens.shape[:2], dtype=torch.bool, device=video_tokens.device)
+        distance = optimal_transport_distance(pairs.fused, text_valid, video_tokens, video_valid)
+        return word_patch_alignment_loss(distance, pairs.labels)
 
     def forward(
         self,
@@ -390,8 +435,8 @@ class InternVideoMultiModal(nn.Module):
         special_tokens_mask: torch.Tensor,
         idx: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``{"loss", "loss_vtc", "loss_cap", "loss_mlm", "loss_vtm"}`` (the objectives whose
-        ``loss_names`` weight is positive) for a batch of (clip, caption) pairs."""
+        """``{"loss", "loss_vtc", "loss_cap", "loss_mlm", "loss_vtm", "loss_vtm_wpa"}`` (the objectives
+        whose ``loss_names`` weight is positive; each unweighted) for a batch of (clip, caption) pairs."""
         clip_tokens, visual = self.pooled_visual(video)
         text_emb, text_tokens = self.text_encoder.encode_text(text_ids, return_all_feats=True)
         losses = {}
@@ -411,7 +456,10 @@ class InternVideoMultiModal(nn.Module):
         if self.loss_names["vtm"] > 0:
             # Without sample ids every pair of the batch is a different sample.
             ids = torch.arange(video.shape[0], device=video.device) if idx is None else idx
-            losses["vtm"] = vtm_loss(*self.vtm_logits(visual, text_ids, text_tokens, ids)[:2])
+            pairs = self.vtm_pairs(visual, text_tokens, ids)
+            losses["vtm"] = vtm_loss(self.vtm_logits(pairs, text_ids), pairs.labels)
+            if self.loss_names["vtm_wpa"] > 0:
+                losses["vtm_wpa"] = self.vtm_wpa_loss(pairs, visual, text_ids, special_tokens_mask)
         out = {"loss": sum(self.loss_names[name] * loss for name, loss in losses.items())}
         return out | {_LOSS_OUTPUT_KEYS[name]: loss.detach() for name, loss in losses.items()}
 
