@@ -132,10 +132,10 @@ def _start(job: Job, devices: list[int | None]) -> subprocess.Popen:
     env = {**os.environ, **NO_MULTICAST, "PYTHONUNBUFFERED": "1"}
     if devices != [None]:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
-    log = open(job.out / "stdout.txt", "w")  # noqa: SIM115 - the child holds it until it exits
-    return subprocess.Popen(
-        launch_command(job), cwd=job.script.parent, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    with open(job.out / "stdout.txt", "w") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen(
+            launch_command(job), cwd=job.script.parent, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 # ---- reading and comparing runs ---------------------------------------------------------------
