@@ -138,6 +138,12 @@ def add_classification_args(parser: argparse.ArgumentParser) -> argparse.Argumen
     g.add_argument("--seed", default=0, type=int)
     g.add_argument("--enable_deepspeed", action="store_true")
     g.add_argument("--zero_stage", default=0, type=int)
+    g.add_argument(
+        "--stage3_param_persistence_threshold",
+        default=None,
+        type=int,
+        help="ZeRO-3: parameters with fewer elements stay whole on every rank (default: DeepSpeed's; 0: partition all)",
+    )
     g.add_argument("--bf16", action="store_true")
     add_compile_argument(g)
     g.add_argument("--fp16", action="store_true")
@@ -290,6 +296,16 @@ def _evaluator(dataset, args, backend, dist: DistInfo, prefix: str):
     return evaluate
 
 
+def _zero3_config(args) -> dict | None:
+    """The ZeRO section when ``--stage3_param_persistence_threshold`` overrides DeepSpeed's default."""
+    threshold = args.stage3_param_persistence_threshold
+    if threshold is None:
+        return None
+    if not (args.enable_deepspeed and args.zero_stage == 3):
+        raise ValueError("--stage3_param_persistence_threshold needs --enable_deepspeed --zero_stage 3")
+    return {"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": threshold}}
+
+
 def run_classification(
     args,
     build_model: Callable[[argparse.Namespace], nn.Module],
@@ -307,7 +323,7 @@ def run_classification(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     global_batch = global_batch_size(args, dist)
     optimizer = optimizer_from_args(args, model, global_batch)
-    backend = backend_from_args(args, model, optimizer, dist)
+    backend = backend_from_args(args, model, optimizer, dist, deepspeed_config=_zero3_config(args))
     if is_main_process():
         print(f"model: {trainable / 1e6:.2f}M trainable parameters; global batch {global_batch}", flush=True)
 

@@ -140,7 +140,8 @@ class CheckpointManager:
         """Restore model, optimizer and this rank's RNG from ``path``; return the saved state."""
         if self.backend.kind == "deepspeed":
             saved_world = zero_world_size(path)
-            if saved_world is not None and saved_world != get_world_size():
+            universal = saved_world is not None and saved_world != get_world_size()
+            if universal:
                 path = universal_checkpoint(path)
                 # DeepSpeed reads this flag when loading; it re-partitions the optimizer state.
                 self.backend.model._config.load_universal_checkpoint = True
@@ -148,7 +149,10 @@ class CheckpointManager:
             if state is None:
                 raise RuntimeError(f"DeepSpeed could not load checkpoint {path}")
             optimizer = self.backend.model.optimizer
-            steps_beside_parameters(getattr(optimizer, "optimizer", optimizer))
+            base_optimizer = getattr(optimizer, "optimizer", optimizer)
+            if universal and self.backend.model.zero_optimization_stage() == 3:
+                restore_zero3_universal_groups(base_optimizer, path)
+            steps_beside_parameters(base_optimizer)
         else:
             state = torch.load(path, map_location="cpu", weights_only=False)
             self.backend.module.load_state_dict(state["model"])
@@ -172,15 +176,42 @@ def steps_beside_parameters(optimizer: torch.optim.Optimizer) -> None:
                 optimizer.state[p]["step"] = step.to(p.device)
 
 
+def restore_zero3_universal_groups(optimizer: torch.optim.Optimizer, universal: Path) -> None:
+    """Repair what DeepSpeed 0.19's ZeRO-3 universal loader gets wrong in ``optimizer``.
+
+    ``load_hp_checkpoint_state_from_checkpoint_dir_stage3`` gives every parameter group the
+    first saved group's hyperparameters (so decayed groups lose their weight decay, and layer
+    decay its lr scales) and hands all groups one shared ``step`` tensor, which AdamW then
+    advances once per group per update. The saved groups are in the universal folder.
+    """
+    saved = torch.load(universal / "zero" / "optimizer_state.pt", map_location="cpu", weights_only=False)
+    saved_groups = saved["param_groups"]
+    if len(saved_groups) != len(optimizer.param_groups):
+        raise RuntimeError(
+            f"{universal} holds {len(saved_groups)} parameter groups, the optimizer "
+            f"{len(optimizer.param_groups)}: the checkpoint was written by another optimizer setup"
+        )
+    for group, saved_group in zip(optimizer.param_groups, saved_groups):
+        group.update({k: v for k, v in saved_group.items() if k != "params"})
+    # Through the state, not the groups: ZeRO-3 puts a group's parameters in only while stepping it.
+    for state in optimizer.state.values():
+        if isinstance(state.get("step"), torch.Tensor):
+            state["step"] = state["step"].clone()
+
+
 def zero_world_size(folder: Path) -> int | None:
-    """How many data-parallel ranks wrote a DeepSpeed ZeRO-1/2 checkpoint folder (None if not one)."""
+    """How many data-parallel ranks wrote a DeepSpeed ZeRO checkpoint folder (None if not one).
+
+    Every stage writes one ``zero_pp_rank_<r>_mp_rank_00_optim_states.pt`` per rank (some modes
+    prefix it, e.g. ``bf16_``); ZeRO-3's per-rank ``..._model_states.pt`` are not counted.
+    """
     shards = list(Path(folder).glob("*zero_pp_rank_*_mp_rank_00_optim_states.pt"))
     return len(shards) or None
 
 
 def universal_checkpoint(path: Path) -> Path:
-    """DeepSpeed's universal form of a ZeRO-1/2 checkpoint (made once, next to it), which loads
-    at any world size: a run saved on N GPUs resumes on M."""
+    """DeepSpeed's universal form of a ZeRO checkpoint, stages 1-3 (made once, next to it), which
+    loads at any world size: a run saved on N GPUs resumes on M."""
     out = path.parent / "universal" / path.name
     if is_main_process() and not (out / "zero").is_dir():
         from deepspeed.checkpoint import ds_to_universal
