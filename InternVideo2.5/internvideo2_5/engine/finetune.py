@@ -250,21 +250,16 @@ def enable_grad_checkpointing(model: nn.Module) -> None:
     model.activation_checkpointing_enable({"use_reentrant": False})
 
 
-def deepspeed_config_from_args(args: argparse.Namespace) -> dict | None:
-    """ZeRO-3 settings beyond the stage (InternVL's ``zero_stage3_config.json`` switches); None otherwise.
+def zero3_options(args: argparse.Namespace) -> dict | None:
+    """InternVL's ``zero_stage3_config.json`` communication switches under ZeRO-3 (None otherwise);
+    ``--stage3_param_persistence_threshold`` reaches DeepSpeed through ``backend_from_args``.
 
     The released export gathers the partitioned weights itself (:mod:`.whole_weights`), so
     ``stage3_gather_16bit_weights_on_model_save`` is not needed.
     """
     if not (args.enable_deepspeed and args.zero_stage == 3):
         return None
-    zero = {
-        "stage": 3,
-        "overlap_comm": True,
-        "contiguous_gradients": True,
-        "stage3_param_persistence_threshold": args.stage3_param_persistence_threshold,
-    }
-    return {"zero_optimization": zero}
+    return {"overlap_comm": True, "contiguous_gradients": True}
 
 
 def sft_step(
@@ -335,7 +330,7 @@ def run_finetuning(args: argparse.Namespace) -> Path:
     per_epoch = updates_per_epoch_or_fail(loader, args, dist)
     global_batch = global_batch_size(args, dist)
     optimizer = optimizer_from_args(args, model, global_batch)
-    backend = backend_from_args(args, model, optimizer, dist, deepspeed_config_from_args(args))
+    backend = backend_from_args(args, model, optimizer, dist, zero3_options(args))
     scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
     step = functools.partial(sft_step, loss_reduction=args.loss_reduction)
     trainer = Trainer(backend, loader, step, trainer_config_from_args(args), dist, scheduler, wd_schedule)

@@ -152,7 +152,7 @@ class DeepSpeedBackend:
         zero_stage: int = 1,
         micro_batch_size: int = 1,
         accumulation: int = 1,
-        extra_config: dict | None = None,
+        zero_options: dict | None = None,
     ):
         import deepspeed
 
@@ -162,12 +162,11 @@ class DeepSpeedBackend:
         config = {
             "train_micro_batch_size_per_gpu": micro_batch_size,
             "gradient_accumulation_steps": accumulation,
-            "zero_optimization": {"stage": zero_stage},
+            "zero_optimization": {"stage": zero_stage, **(zero_options or {})},
             "bf16": {"enabled": precision == "bf16"},
             "fp16": {"enabled": precision == "fp16", "initial_scale_power": 16, "loss_scale_window": 1000},
             "steps_per_print": 10**9,
             "wall_clock_breakdown": False,
-            **(extra_config or {}),
         }
         if clip_grad:
             config["gradient_clipping"] = clip_grad

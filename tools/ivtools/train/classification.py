@@ -296,14 +296,12 @@ def _evaluator(dataset, args, backend, dist: DistInfo, prefix: str):
     return evaluate
 
 
-def _zero3_config(args) -> dict | None:
-    """The ZeRO section when ``--stage3_param_persistence_threshold`` overrides DeepSpeed's default."""
-    threshold = args.stage3_param_persistence_threshold
-    if threshold is None:
-        return None
-    if not (args.enable_deepspeed and args.zero_stage == 3):
+def _check_zero3_options(args) -> None:
+    """``--stage3_param_persistence_threshold`` is a ZeRO-3 setting: refuse it anywhere else."""
+    if args.stage3_param_persistence_threshold is not None and not (
+        args.enable_deepspeed and args.zero_stage == 3
+    ):
         raise ValueError("--stage3_param_persistence_threshold needs --enable_deepspeed --zero_stage 3")
-    return {"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": threshold}}
 
 
 def run_classification(
@@ -323,7 +321,8 @@ def run_classification(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     global_batch = global_batch_size(args, dist)
     optimizer = optimizer_from_args(args, model, global_batch)
-    backend = backend_from_args(args, model, optimizer, dist, deepspeed_config=_zero3_config(args))
+    _check_zero3_options(args)
+    backend = backend_from_args(args, model, optimizer, dist)
     if is_main_process():
         print(f"model: {trainable / 1e6:.2f}M trainable parameters; global batch {global_batch}", flush=True)
 

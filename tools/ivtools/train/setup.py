@@ -63,23 +63,27 @@ def backend_from_args(
     model: nn.Module,
     optimizer,
     dist: DistInfo,
-    deepspeed_config: dict | None = None,
+    zero_options: dict | None = None,
 ):
     """DeepSpeed (``--enable_deepspeed``, ZeRO ``--zero_stage``) or native DDP/autocast training.
 
-    ``deepspeed_config`` replaces top-level keys of the DeepSpeed config built here (e.g. a whole
-    ``zero_optimization`` section with ZeRO-3 settings).
+    ``zero_options`` join DeepSpeed's ZeRO section (e.g. ZeRO-3 communication switches); under
+    ZeRO-3 so does ``--stage3_param_persistence_threshold`` where the parser has it and it is set.
     """
     common = {"precision": precision_of(args), "clip_grad": args.clip_grad, "accumulation": args.update_freq}
     if getattr(args, "enable_deepspeed", False):
         micro_batch = args.batch_size * getattr(args, "num_sample", 1)
+        zero = dict(zero_options or {})
+        threshold = getattr(args, "stage3_param_persistence_threshold", None)
+        if args.zero_stage == 3 and threshold is not None:
+            zero["stage3_param_persistence_threshold"] = threshold
         return DeepSpeedBackend(
             model,
             optimizer,
             dist,
             zero_stage=args.zero_stage,
             micro_batch_size=micro_batch,
-            extra_config=deepspeed_config,
+            zero_options=zero,
             **common,
         )
     # Frozen towers or heads unused by some batches leave parameters without gradients under DDP.
