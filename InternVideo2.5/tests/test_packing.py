@@ -35,7 +35,10 @@ TURNS = [
 
 
 class IdentityBackend:
-    """The ``backend.prepare`` of a CPU run: tensors stay where they are."""
+    """A one-process CPU backend: ``module`` is the model itself, ``prepare`` leaves tensors as they are."""
+
+    def __init__(self, module):
+        self.module = module
 
     @staticmethod
     def prepare(tensor):
@@ -191,7 +194,9 @@ def test_packed_loss_reductions_equal_hand_reductions_of_unpacked_losses(model_a
     assert len(set(counts)) == len(counts)  # different lengths, so the three reductions differ
     assert min(abs(a - b) for a, b in zip(expected.values(), list(expected.values())[1:])) > 1e-4
     with torch.no_grad():
-        got = {r: sft_step(model, batch, IdentityBackend(), loss_reduction=r)[0].item() for r in expected}
+        got = {
+            r: sft_step(model, batch, IdentityBackend(model), loss_reduction=r)[0].item() for r in expected
+        }
         padded = SFTCollator(tokenizer.pad_token_id)([{**s, "skipped": 0} for s in samples])
         padded_loss = model(
             **{k: padded[k] for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
@@ -206,7 +211,7 @@ def test_packed_loss_reductions_equal_hand_reductions_of_unpacked_losses(model_a
 def test_unknown_loss_reduction_is_an_error(model_and_samples):
     model, tokenizer, samples = model_and_samples
     with pytest.raises(ValueError, match="loss_reduction must be one of"):
-        sft_step(model, packed_batch(tokenizer, samples), IdentityBackend(), loss_reduction="mean")
+        sft_step(model, packed_batch(tokenizer, samples), IdentityBackend(model), loss_reduction="mean")
 
 
 # ---- the packer ------------------------------------------------------------------------------

@@ -42,7 +42,13 @@ from internvideo2_5.data.packing import PackedCollator, PackedInstructionDataset
 from internvideo2_5.data.sft import SFTCollator, SFTSettings, VideoInstructionDataset
 from internvideo2_5.engine.whole_weights import merged_state_dict, parameter_count
 from internvideo2_5.models.loading import load_pretrained, save_released
-from internvideo2_5.models.packed import LOSS_REDUCTIONS, packed_lm_loss, packed_logits
+from internvideo2_5.models.packed import (
+    LOSS_REDUCTIONS,
+    attention_mask_for,
+    block_causal_mask,
+    packed_lm_loss,
+    packed_logits,
+)
 from ivtools.data import build_loader
 from ivtools.distributed import init_distributed, is_main_process
 from ivtools.train import Trainer
@@ -270,7 +276,9 @@ def sft_step(
     if "sample_ids" in batch:
         keys = ("input_ids", "pixel_values", "sample_ids", "position_ids", "labels")
         input_ids, pixel_values, sample_ids, position_ids, labels = (backend.prepare(batch[k]) for k in keys)
-        logits = packed_logits(model, input_ids, pixel_values, sample_ids, position_ids)
+        # the mask's form comes from the unwrapped model's config (model may be a DDP / DeepSpeed wrapper)
+        mask = attention_mask_for(backend.module, block_causal_mask(sample_ids))
+        logits = packed_logits(model, input_ids, pixel_values, mask, position_ids)
         return packed_lm_loss(logits, labels, sample_ids, loss_reduction), {}
     inputs = {k: backend.prepare(batch[k]) for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
     return model(**inputs).loss, {}

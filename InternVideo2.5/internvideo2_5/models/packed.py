@@ -41,16 +41,10 @@ def block_causal_mask(sample_ids: torch.Tensor) -> torch.Tensor:
     return (same_sample & causal).unsqueeze(1)
 
 
-def _unwrapped(model: nn.Module) -> nn.Module:
-    """The model inside DDP / DeepSpeed wrappers (they keep it as ``.module``)."""
-    while hasattr(model, "module") and not hasattr(model, "config"):
-        model = model.module
-    return model
-
-
 def attention_mask_for(model: nn.Module, allowed: torch.Tensor) -> torch.Tensor:
-    """``allowed`` in the form the LLM's attention implementation expects for a ready 4-D mask."""
-    implementation = _unwrapped(model).config.text_config._attn_implementation
+    """``allowed`` in the form the LLM's attention implementation expects for a ready 4-D mask
+    (``model``: the chat model itself, not a DDP / DeepSpeed wrapper)."""
+    implementation = model.config.text_config._attn_implementation
     kind = MASK_KINDS.get(implementation)
     if kind is None:
         raise ValueError(
@@ -68,11 +62,10 @@ def packed_logits(
     model: nn.Module,
     input_ids: torch.Tensor,
     pixel_values: torch.Tensor,
-    sample_ids: torch.Tensor,
+    mask: torch.Tensor,
     position_ids: torch.Tensor,
 ) -> torch.Tensor:
-    """Next-token logits ``(B, L, V)`` of packed rows, every sample isolated from the others."""
-    mask = attention_mask_for(model, block_causal_mask(sample_ids))
+    """Next-token logits ``(B, L, V)`` of packed rows under ``mask`` (:func:`attention_mask_for`)."""
     output = model(
         input_ids=input_ids,
         pixel_values=pixel_values,
