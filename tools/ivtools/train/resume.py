@@ -169,11 +169,11 @@ def steps_beside_parameters(optimizer: torch.optim.Optimizer) -> None:
     DeepSpeed's universal-checkpoint loader restores them on the CPU, and fused AdamW refuses
     counters that are not on the parameters' device.
     """
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            step = optimizer.state.get(p, {}).get("step")
-            if isinstance(step, torch.Tensor) and step.device != p.device:
-                optimizer.state[p]["step"] = step.to(p.device)
+    # Through the state, not the groups: ZeRO-3 puts a group's parameters in only while stepping it.
+    for p, state in optimizer.state.items():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor) and step.device != p.device:
+            state["step"] = step.to(p.device)
 
 
 def restore_zero3_universal_groups(optimizer: torch.optim.Optimizer, universal: Path) -> None:
