@@ -302,7 +302,7 @@ def run_retrieval(cfg: DictConfig) -> dict[str, float]:
     )
     tokenizer = build_tokenizer(cfg)
     model = build_model(cfg, tokenizer, is_pretrain=False)
-    load_for_evaluation(model, cfg, optional(cfg, "pretrained_path", "") or None)
+    load_for_evaluation(model, cfg, optional(cfg, "pretrained_path", ""))
     model.to(dist.device)
     results = evaluate_test_sets(model, build_test_sets(cfg, tokenizer), cfg, dist.device)
     out = optional(cfg, "output_dir", None)

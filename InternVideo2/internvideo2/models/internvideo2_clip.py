@@ -151,8 +151,10 @@ def load_internvl_text_weights(
     """
     from ivtools.checkpoint import load_state_dict_file, unwrap_state_dict
 
-    source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "state dict"
-    raw = load_state_dict_file(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
+    if isinstance(checkpoint, (str, Path)):
+        source, raw = str(checkpoint), load_state_dict_file(checkpoint)
+    else:
+        source, raw = "state dict", checkpoint
     state = unwrap_state_dict(raw, "module")
     text = {k: v for k, v in state.items() if k.startswith(INTERNVL_TEXT_PARTS)}
     text = convert_llama_text_keys(text, text_encoder.rope_frequencies())
