@@ -60,6 +60,10 @@ def compile_for_benchmark(model: torch.nn.Module, forward: Callable, args) -> Ca
 
     if not args.compile:
         return forward
+    if args.compile_scope == "blocks" and "reduce-overhead" in (args.compile_mode or ""):
+        # The blocks share one compiled graph, so each block would replay one CUDA graph into the
+        # same output buffer, overwriting the previous block's output while it is still needed.
+        raise ValueError("--compile_mode reduce-overhead (CUDA graphs) needs --compile_scope model")
     if args.compile_scope == "blocks":
         compile_blocks(model, mode=args.compile_mode)
         return forward

@@ -7,6 +7,10 @@ entropy (mixup targets). ``--precision autocast`` keeps fp32 weights under bf16 
 in the optimizer there; here AdamW updates the bf16 weights directly, which costs the same
 kernels for the forward/backward being measured).
 
+``--device_augment`` feeds the step a ``(B, T, 3, 224, 224)`` uint8 batch, as the training's
+``--device_augment`` workers deliver it, and each step first runs ``DeviceAugment`` (RandAugment,
+normalise, erasing) on the GPU: what that augmentation costs the step.
+
 MFU = 3 x forward FLOPs (counted from the model's shapes) x clips/s / measured bf16 matmul rate.
 
     python benchmarks/finetune_step.py                      # all four models on the GPU
@@ -48,9 +52,12 @@ QUICK = {"internvideo2_small_patch14_224": (2, False, 0)}
 
 
 def step_fn(forward, optimizer, video, target, autocast):
+    """One training step; ``video`` is a tensor or a callable that makes the step's input."""
+
     def step():
+        clips = video() if callable(video) else video
         with autocast():
-            loss = F.cross_entropy(forward(video).float(), target)
+            loss = F.cross_entropy(forward(clips).float(), target)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -69,7 +76,11 @@ def measure(name: str, recipe, args, device, peak: float) -> str:
     model.train()
     flops = forward_flops(model, batch_size=1)
     forward = compile_for_benchmark(model, model, args)
-    video = torch.randn(batch, 3, frames, size, size, device=device, dtype=dtype)
+    video = (
+        augmented_input(batch, frames, size, device, dtype)
+        if args.device_augment
+        else (torch.randn(batch, 3, frames, size, size, device=device, dtype=dtype))
+    )
     target = torch.randn(batch, 400, device=device).softmax(-1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     autocast = (
@@ -90,6 +101,15 @@ def measure(name: str, recipe, args, device, peak: float) -> str:
     )
 
 
+def augmented_input(batch: int, frames: int, size: int, device, dtype):
+    """A step input made as ``--device_augment`` training makes it: DeviceAugment on uint8 clips."""
+    from ivtools.data import DeviceAugment, TrainTransformConfig
+
+    augment = DeviceAugment(TrainTransformConfig(input_size=size, device_augment=True))
+    raw = torch.randint(0, 256, (batch, frames, 3, size, size), dtype=torch.uint8, device=device)
+    return lambda: augment(raw).to(dtype)
+
+
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(RECIPES))
@@ -99,6 +119,9 @@ def main(argv=None) -> str:
         "--checkpoint_num", type=int, default=None, help="override the recipe's checkpointed blocks (0: none)"
     )
     parser.add_argument("--precision", choices=["autocast", "bf16"], default="autocast")
+    parser.add_argument(
+        "--device_augment", action="store_true", help="each step augments a uint8 batch on the device first"
+    )
     add_compile_args(parser)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--iters", type=int, default=20)
@@ -115,8 +138,9 @@ def main(argv=None) -> str:
         try:
             rows.append(measure(name, recipe, args, device, peak))
         except torch.OutOfMemoryError:
+            checkpointed = recipe[1] if args.checkpoint_num is None else args.checkpoint_num > 0
             rows.append(
-                f"| {name} | {args.batch_size or recipe[0]} | {'yes' if recipe[1] else 'no'} | OOM | | | | |"
+                f"| {name} | {args.batch_size or recipe[0]} | {'yes' if checkpointed else 'no'} | OOM | | | | |"
             )
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -127,7 +151,8 @@ def main(argv=None) -> str:
     ]
     notes = [
         f"Measured bf16 matmul rate (8192^3): {peak / 1e12:.0f} TFLOP/s. Precision: {args.precision}"
-        f", {compile_note(args)}; {args.frames} frames, AdamW, soft-target CE."
+        f", {compile_note(args)}; {args.frames} frames, AdamW, soft-target CE"
+        + ("; DeviceAugment in every step." if args.device_augment else ".")
     ]
     return write_report("finetune_step", "InternVideo2 fine-tuning step", table, notes, device, args.output)
 

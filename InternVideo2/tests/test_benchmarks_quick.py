@@ -31,10 +31,13 @@ def _rows(report: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-@pytest.mark.parametrize("script", ["finetune_step", "inference", "distill_step"])
-def test_benchmark_writes_a_table_with_positive_rates(benchmark_module, tmp_path, script):
+@pytest.mark.parametrize(
+    "script, extra",
+    [("finetune_step", []), ("finetune_step", ["--device_augment"]), ("inference", []), ("distill_step", [])],
+)
+def test_benchmark_writes_a_table_with_positive_rates(benchmark_module, tmp_path, script, extra):
     out = tmp_path / f"{script}.md"
-    report = benchmark_module(script).main(["--quick", "--output", str(out)])
+    report = benchmark_module(script).main(["--quick", "--output", str(out), *extra])
     assert out.read_text() == report and "- command:" in report and "- device:" in report
     rows = _rows(report)
     assert rows, report

@@ -74,7 +74,13 @@ def augment_config(device_augment: bool = False) -> TrainTransformConfig:
 
 
 def train_dataset(
-    path: Path, backend: str, clip_len: int, videos: int, num_sample: int, device_augment: bool = False
+    path: Path,
+    backend: str,
+    clip_len: int,
+    videos: int,
+    num_sample: int,
+    device_augment: bool = False,
+    decode_threads: int = 1,
 ) -> VideoClassificationDataset:
     """``videos`` training items of ``path``, with the B14 recipe's augmentation."""
     return VideoClassificationDataset(
@@ -85,6 +91,7 @@ def train_dataset(
         num_classes=1,
         backend=backend,
         num_sample=num_sample,
+        decode_threads=decode_threads,
     )
 
 
@@ -104,13 +111,14 @@ def loader_rate(
     num_sample: int,
     batches: int,
     device_augment: bool = False,
+    decode_threads: int = 1,
 ) -> float:
     """Clips/s out of a ``build_loader`` DataLoader with ``workers`` processes (the training setup)."""
     from ivtools.data import build_loader
 
     videos_per_batch = max(1, 32 // num_sample)  # 32 clips per step, as the B14 recipe
     videos = videos_per_batch * (batches + 2 * workers + 1)
-    dataset = train_dataset(path, backend, clip_len, videos, num_sample, device_augment)
+    dataset = train_dataset(path, backend, clip_len, videos, num_sample, device_augment, decode_threads)
     loader = build_loader(dataset, videos_per_batch, train=True, num_workers=workers, pin_memory=False)
     batches_iter = iter(loader)
     for _ in range(2 * workers):  # let every worker start and fill its queue once
@@ -192,6 +200,13 @@ def main(argv: list[str] | None = None) -> str:
         default=[],
         help="also time 240p decoding with N decoder threads",
     )
+    parser.add_argument(
+        "--loader_threads",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="FFmpeg threads per decoder in the DataLoader rows (one set of rows per value)",
+    )
     parser.add_argument("--augment_batch", type=int, default=32, help="clips per DeviceAugment batch")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -216,9 +231,11 @@ def main(argv: list[str] | None = None) -> str:
                     )
         modes = (False, True) if args.device_augment else (False,)
         loader_rows = [
-            f"| 240p | {workers} | {args.num_sample} | {'decode+crop+flip' if on_device else 'all'} | "
-            f"{loader_rate(sources['240p'], loader_backend, 8, workers, args.num_sample, args.loader_batches, on_device):.1f} |"
+            f"| 240p | {workers} | {threads} | {args.num_sample} | "
+            f"{'decode+crop+flip' if on_device else 'all'} | "
+            f"{loader_rate(sources['240p'], loader_backend, 8, workers, args.num_sample, args.loader_batches, on_device, threads):.1f} |"
             for workers in args.workers
+            for threads in args.loader_threads
             for on_device in modes
         ]
         thread_rows = [
@@ -246,8 +263,8 @@ def main(argv: list[str] | None = None) -> str:
             "\n".join(
                 [
                     f"\n## DataLoader, 8-frame clips, backend {loader_backend}, 32 clips per batch\n",
-                    "| source | workers | num_sample | workers do | clips/s |",
-                    "|---|---|---|---|---|",
+                    "| source | workers | decoder threads | num_sample | workers do | clips/s |",
+                    "|---|---|---|---|---|---|",
                     *loader_rows,
                 ]
             )

@@ -23,6 +23,7 @@ def _load(name: str):
 def test_video_decode_benchmark_writes_a_full_table(tmp_path):
     out = tmp_path / "video_decode.md"
     argv = ["--quick", "--output", str(out), "--workers", "0", "--device_augment", "--decode_threads", "2"]
+    argv += ["--loader_threads", "1", "2"]
     report = _load("video_decode").main(argv)
     assert out.read_text() == report
     decoding, loader, threads, augment = report.split("\n## ")
@@ -34,8 +35,13 @@ def test_video_decode_benchmark_writes_a_full_table(tmp_path):
         assert decode > 0 and pipeline > 0
     # --device_augment: the loader with workers doing all or only decode+crop+flip, and DeviceAugment
     loader_rows = [row.strip("| ").split(" | ") for row in loader.splitlines() if row.startswith("| 240p")]
-    assert [row[3] for row in loader_rows] == ["all", "decode+crop+flip"]
-    assert all(float(row[4]) > 0 for row in loader_rows)
+    assert [(row[2], row[4]) for row in loader_rows] == [
+        ("1", "all"),
+        ("1", "decode+crop+flip"),
+        ("2", "all"),
+        ("2", "decode+crop+flip"),
+    ]
+    assert all(float(row[5]) > 0 for row in loader_rows)
     (thread_row,) = [row.strip("| ").split(" | ") for row in threads.splitlines() if row.startswith("| 240p")]
     assert thread_row[2] == "2" and float(thread_row[3]) > 0
     (device, clips, ms, rate) = augment.splitlines()[-1].strip("| ").split(" | ")
