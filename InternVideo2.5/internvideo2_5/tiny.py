@@ -85,7 +85,9 @@ TINY_RELEASED_CONFIG: dict[str, Any] = {
 def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """Byte-level tokenizer: ids 0-7 the special tokens, then the 256 byte symbols."""
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    for symbol in pre_tokenizers.ByteLevel.alphabet():
+    # alphabet() comes out of a hash set in a new order in every process: sorted, the ids (and so
+    # every test's training run) are the same in every process.
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
         vocab[symbol] = len(vocab)
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)

@@ -4,6 +4,8 @@ import argparse
 import json
 import math
 import random
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +24,9 @@ from internvideo2_5.data.packing import (
 from internvideo2_5.data.sft import SFTCollator, SFTSettings, VideoInstructionDataset
 from internvideo2_5.engine.finetune import add_finetune_args, run_finetuning, sft_step
 from internvideo2_5.models.loading import load_pretrained
-from internvideo2_5.models.packed import attention_mask_for, block_causal_mask
+from internvideo2_5.models.packed import LOSS_REDUCTIONS, attention_mask_for, block_causal_mask
 from ivtools.data import build_loader
+from ivtools.testing import run_script
 from ivtools.video import VideoReadError
 
 FRAMES = 4
@@ -167,17 +170,20 @@ def test_packed_logits_equal_each_samples_unpacked_logits(model_and_samples, att
     assert (leaky[row, start:end] - alone[1]).abs().max() > 1e-3
 
 
+def answer_loss_sum(model, sample) -> tuple[torch.Tensor, int]:
+    """(sum of the sample's answer-token cross-entropies, their number), the sample unpacked."""
+    logits = model(input_ids=sample["input_ids"][None], pixel_values=sample["pixel_values"]).logits[0]
+    targets = sample["labels"][1:]
+    keep = targets != IGNORE_INDEX
+    losses = torch.nn.functional.cross_entropy(logits[:-1][keep], targets[keep], reduction="none")
+    return losses.sum(), int(keep.sum())
+
+
 def hand_losses(model, samples):
     """Per-sample (sum of answer-token cross-entropies, number of answer tokens), each sample unpacked."""
-    sums, counts = [], []
-    for sample in samples:
-        logits = unpacked_logits(model, sample)
-        targets = sample["labels"][1:]
-        keep = targets != IGNORE_INDEX
-        losses = torch.nn.functional.cross_entropy(logits[:-1][keep], targets[keep], reduction="none")
-        sums.append(losses.sum().item())
-        counts.append(int(keep.sum()))
-    return sums, counts
+    with torch.no_grad():
+        pairs = [answer_loss_sum(model, sample) for sample in samples]
+    return [s.item() for s, _ in pairs], [n for _, n in pairs]
 
 
 def test_packed_loss_reductions_equal_hand_reductions_of_unpacked_losses(model_and_samples):
@@ -212,6 +218,97 @@ def test_unknown_loss_reduction_is_an_error(model_and_samples):
     model, tokenizer, samples = model_and_samples
     with pytest.raises(ValueError, match="loss_reduction must be one of"):
         sft_step(model, packed_batch(tokenizer, samples), IdentityBackend(model), loss_reduction="mean")
+
+
+# ---- --loss_reduction_all_gather on two ranks -----------------------------------------------
+
+WORKER = Path(__file__).with_name("packed_loss_ranks.py")
+RANK_SAMPLES = ([0, 1], [2])  # rank 0 packs two samples, rank 1 one: different weight sums
+GRAD_TOLERANCE = 1e-6
+LEN2WEIGHT = {"token": lambda n: 1.0, "sample": lambda n: 1.0 / n, "square": lambda n: n**-0.5}
+
+
+@pytest.fixture(scope="module")
+def two_rank_results(model_and_samples, tiny_checkpoint, tmp_path_factory):
+    """packed_loss_ranks.py's losses and rank-averaged gradients, with and without the flag."""
+    _, _, samples = model_and_samples
+    root = tmp_path_factory.mktemp("all_gather")
+    torch.save([[samples[i] for i in rank] for rank in RANK_SAMPLES], root / "samples.pt")
+    launch = [sys.executable, "-m", "ivtools.launch", "--gpus", "2", str(WORKER), "--"]
+    run_script([*launch, str(tiny_checkpoint), str(root / "samples.pt"), str(root / "out.pt")], timeout=300)
+    return torch.load(root / "out.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def per_sample_terms(model_and_samples):
+    """Each sample unpacked: the sum of its answer-token cross-entropies, their number, and the
+    gradient of that sum with respect to every parameter."""
+    model, _, samples = model_and_samples
+    sums, counts, grads = [], [], []
+    for sample in samples:
+        model.zero_grad(set_to_none=True)
+        total, count = answer_loss_sum(model, sample)
+        total.backward()
+        sums.append(total.item())
+        counts.append(count)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    model.zero_grad(set_to_none=True)
+    return sums, counts, grads
+
+
+def weighted_grad(grads, weights, members, divisor):
+    return {k: sum(weights[i] * grads[i][k] for i in members) / divisor for k in grads[0]}
+
+
+def assert_close_to_scale(actual: dict, expected: dict, scale: float) -> None:
+    assert actual.keys() == expected.keys()
+    for key, value in actual.items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=GRAD_TOLERANCE * scale, msg=key)
+
+
+@pytest.mark.parametrize("reduction", LOSS_REDUCTIONS)
+def test_loss_reduction_all_gather_normalises_over_the_global_batch(
+    two_rank_results, per_sample_terms, reduction
+):
+    """With the flag, rank r's loss is its weighted sum S_r over the mean of the ranks' weight sums
+    W_r, so the rank-averaged gradient is that of (S_0 + S_1) / (W_0 + W_1), built here by hand from
+    the unpacked per-sample gradients; without it, that of the mean of S_r / W_r, which differs.
+
+    The model is float64, but the LLM's RMSNorm computes in float32: a packed row (another
+    attention kernel, another summation order) can round a normalised activation to the next
+    float32, which moves gradients by up to ~6e-8 of the largest one (measured); hence
+    GRAD_TOLERANCE x the largest gradient, far below the gap between the two normalisations.
+    """
+    sums, counts, grads = per_sample_terms
+    weights = [LEN2WEIGHT[reduction](n) for n in counts]
+    weighted_sums = [sum(weights[i] * sums[i] for i in rank) for rank in RANK_SAMPLES]
+    weight_sums = [sum(weights[i] * counts[i] for i in rank) for rank in RANK_SAMPLES]
+    assert weight_sums[0] != pytest.approx(weight_sums[1])  # else both normalisations agree
+    flagged, per_rank = two_rank_results[f"{reduction}/True"], two_rank_results[f"{reduction}/False"]
+
+    mean_weight_sum = sum(weight_sums) / len(weight_sums)
+    assert flagged["losses"] == pytest.approx([s / mean_weight_sum for s in weighted_sums], rel=1e-8)
+    expected = weighted_grad(grads, weights, range(len(counts)), sum(weight_sums))
+    scale = max(v.abs().max().item() for v in expected.values())
+    assert_close_to_scale(flagged["grads"], expected, scale)
+
+    per_rank_losses = [s / w for s, w in zip(weighted_sums, weight_sums, strict=True)]
+    assert per_rank["losses"] == pytest.approx(per_rank_losses, rel=1e-8)
+    rank_means = [weighted_grad(grads, weights, r, w) for r, w in zip(RANK_SAMPLES, weight_sums, strict=True)]
+    assert_close_to_scale(
+        per_rank["grads"], {k: (rank_means[0][k] + rank_means[1][k]) / 2 for k in expected}, scale
+    )
+    gap = max((flagged["grads"][k] - per_rank["grads"][k]).abs().max().item() for k in expected)
+    assert gap > 0.1 * scale
+
+
+def test_loss_reduction_all_gather_needs_packing(tiny_checkpoint, tmp_path):
+    argv = ["--model", str(tiny_checkpoint), "--data", "unused.jsonl", "--output_dir", str(tmp_path)]
+    args = add_finetune_args(argparse.ArgumentParser()).parse_args(
+        [*argv, "--loss_reduction_all_gather", "True"]
+    )
+    with pytest.raises(ValueError, match="--loss_reduction_all_gather .* needs --use_packed_ds"):
+        run_finetuning(args)
 
 
 # ---- the packer ------------------------------------------------------------------------------
@@ -334,7 +431,8 @@ def test_packed_finetuning_run_trains_and_saves(tiny_checkpoint, coded_video, tm
     argv += ["--output_dir", str(tmp_path / "out"), "--num_frames", "4", "--num_workers", "0"]
     argv += ["--epochs", "2", "--warmup_epochs", "0", "--lr", "2.56", "--use_llm_lora", "4"]
     argv += ["--freeze_backbone", "--freeze_mlp", "--use_packed_ds", "--num_images_expected", "8"]
-    argv += ["--max_packed_tokens", "1024", "--loss_reduction", "square"]
+    # on one rank the flag changes nothing numerically; it checks that it reaches the loss
+    argv += ["--max_packed_tokens", "1024", "--loss_reduction", "square", "--loss_reduction_all_gather"]
     args = add_finetune_args(argparse.ArgumentParser()).parse_args(argv)
     released = run_finetuning(args)
     log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]

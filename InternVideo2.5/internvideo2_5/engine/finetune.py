@@ -23,7 +23,8 @@ unfrozen parts even when the embeddings before them are frozen.
 ``--use_packed_ds`` packs several conversations into each sequence (:mod:`internvideo2_5.data.packing`,
 limits ``--max_packed_tokens``/``--num_images_expected``/``--max_buffer_size``); each sample attends
 only to itself (:mod:`internvideo2_5.models.packed`) and ``--loss_reduction token|sample|square``
-weighs the samples as InternVL does. ``--batch_size`` then counts packs.
+weighs the samples as InternVL does, normalised per rank or, with ``--loss_reduction_all_gather``,
+over all ranks. ``--batch_size`` then counts packs.
 """
 
 from __future__ import annotations
@@ -188,6 +189,11 @@ def add_packing_args(parser: argparse.ArgumentParser) -> None:
         default="token",
         help="packed loss: mean over tokens, mean of per-sample means, or per-sample means weighted by sqrt(tokens)",
     )
+    add_bool_flag(
+        g,
+        "--loss_reduction_all_gather",
+        "divide the packed loss by the mean over ranks of the loss-weight sums instead of this rank's",
+    )
 
 
 def _part_of(name: str) -> str:
@@ -269,17 +275,22 @@ def zero3_options(args: argparse.Namespace) -> dict | None:
 
 
 def sft_step(
-    model: nn.Module, batch: dict, backend, loss_reduction: str = "token"
+    model: nn.Module,
+    batch: dict,
+    backend,
+    loss_reduction: str = "token",
+    loss_reduction_all_gather: bool = False,
 ) -> tuple[torch.Tensor, dict]:
     """LM loss on the answer tokens: of a padded batch (the model averages over labelled tokens), or
-    of a packed one (``sample_ids`` present), reduced by ``loss_reduction`` as InternVL does."""
+    of a packed one (``sample_ids`` present), reduced by ``loss_reduction`` as InternVL does and
+    normalised over all ranks with ``loss_reduction_all_gather``."""
     if "sample_ids" in batch:
         keys = ("input_ids", "pixel_values", "sample_ids", "position_ids", "labels")
         input_ids, pixel_values, sample_ids, position_ids, labels = (backend.prepare(batch[k]) for k in keys)
         # the mask's form comes from the unwrapped model's config (model may be a DDP / DeepSpeed wrapper)
         mask = attention_mask_for(backend.module, block_causal_mask(sample_ids))
         logits = packed_logits(model, input_ids, pixel_values, mask, position_ids)
-        return packed_lm_loss(logits, labels, sample_ids, loss_reduction), {}
+        return packed_lm_loss(logits, labels, sample_ids, loss_reduction, loss_reduction_all_gather), {}
     inputs = {k: backend.prepare(batch[k]) for k in ("input_ids", "attention_mask", "labels", "pixel_values")}
     return model(**inputs).loss, {}
 
@@ -304,6 +315,13 @@ def build_dataset(
     return PackedInstructionDataset(samples, limits, seed=args.seed)
 
 
+def check_packing_args(args: argparse.Namespace) -> None:
+    """InternVL ignores ``--loss_reduction_all_gather`` on unpacked batches; here asking for it
+    without packing is an error rather than a silent no-op."""
+    if args.loss_reduction_all_gather and not args.use_packed_ds:
+        raise ValueError("--loss_reduction_all_gather normalises the packed loss: it needs --use_packed_ds")
+
+
 def describe_dataset(dataset: VideoInstructionDataset | PackedInstructionDataset) -> str:
     if isinstance(dataset, PackedInstructionDataset):
         return f"{len(dataset.samples)} conversations in {len(dataset)} packs"
@@ -312,6 +330,7 @@ def describe_dataset(dataset: VideoInstructionDataset | PackedInstructionDataset
 
 def run_finetuning(args: argparse.Namespace) -> Path:
     """Fine-tune ``--model`` on ``--data``; returns the released-layout directory written at the end."""
+    check_packing_args(args)
     dist = init_distributed(args.device)
     seed_everything(args.seed, dist.rank)
     model, tokenizer, config = load_pretrained(args.model)
@@ -340,7 +359,11 @@ def run_finetuning(args: argparse.Namespace) -> Path:
     optimizer = optimizer_from_args(args, model, global_batch)
     backend = backend_from_args(args, model, optimizer, dist, zero3_options(args))
     scheduler, wd_schedule = schedules_from_args(args, optimizer, per_epoch, global_batch)
-    step = functools.partial(sft_step, loss_reduction=args.loss_reduction)
+    step = functools.partial(
+        sft_step,
+        loss_reduction=args.loss_reduction,
+        loss_reduction_all_gather=args.loss_reduction_all_gather,
+    )
     trainer = Trainer(backend, loader, step, trainer_config_from_args(args), dist, scheduler, wd_schedule)
     if is_main_process():
         count = parameter_count(p for n, p in model.named_parameters() if n in set(trainable))

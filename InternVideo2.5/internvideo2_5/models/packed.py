@@ -17,8 +17,14 @@ supervised token of a sample with ``n`` supervised tokens has weight 1 (``token`
 (``sample``) or ``1/sqrt(n)`` (``square``), and the loss is the weighted sum of token
 cross-entropies divided by the sum of weights over the micro-batch. So ``token`` is the mean over
 all supervised tokens, ``sample`` the mean of per-sample means, and ``square`` the mean of
-per-sample means weighted by ``sqrt(n)``. InternVL's ``--loss_reduction_all_gather`` (averaging
-the weight sum over ranks) is not implemented: the sum is over this rank's micro-batch.
+per-sample means weighted by ``sqrt(n)``.
+
+The sum of weights is this rank's by default. With InternVL's ``--loss_reduction_all_gather`` it
+is the mean over the data-parallel ranks of their sums (``all_reduce`` with ``AVG`` there; a sum
+divided by the world size here, which gloo also supports). Since DDP and DeepSpeed average the
+gradients over ranks, the update is then that of the weighted sum over the global micro-batch
+divided by its global weight sum, so a rank holding fewer supervised tokens no longer counts as
+much as one holding many.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from internvideo2_5.constants import IGNORE_INDEX
+from ivtools.distributed import all_reduce_mean
 
 LOSS_REDUCTIONS = ("token", "sample", "square")
 MASK_KINDS = {"sdpa": "bool", "eager": "additive"}
@@ -101,9 +108,17 @@ def sample_loss_weights(
 
 
 def packed_lm_loss(
-    logits: torch.Tensor, labels: torch.Tensor, sample_ids: torch.Tensor, reduction: str = "token"
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    sample_ids: torch.Tensor,
+    reduction: str = "token",
+    loss_reduction_all_gather: bool = False,
 ) -> torch.Tensor:
-    """InternVL's weighted LM loss of a packed batch (see the module docstring)."""
+    """InternVL's weighted LM loss of a packed batch (see the module docstring).
+
+    ``loss_reduction_all_gather`` divides by the ranks' mean weight sum; it is then a collective
+    that every rank must reach at every micro-step.
+    """
     targets, weights = sample_loss_weights(labels, sample_ids, reduction)
     predictions = logits[:, :-1]
     # at least float32 for the softmax; float64 stays float64 (the equivalence tests use it)
@@ -112,5 +127,11 @@ def packed_lm_loss(
         predictions.transpose(1, 2), targets, ignore_index=IGNORE_INDEX, reduction="none"
     )
     weights = weights.to(token_losses.dtype)
-    # every reduction's weights sum to >= 1 when any token is supervised; with none, the loss is 0
-    return (token_losses * weights).sum() / weights.sum().clamp_min(1.0)
+    return (token_losses * weights).sum() / _weight_total(weights.sum(), loss_reduction_all_gather)
+
+
+def _weight_total(total: torch.Tensor, across_ranks: bool) -> torch.Tensor:
+    if across_ranks:
+        total = all_reduce_mean(total)
+    # no supervised token (here, or on any rank): every weighted sum is 0, so is the loss, not 0/0
+    return torch.where(total > 0, total, torch.ones_like(total))
