@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from fractions import Fraction
 
 import av
-import numpy as np
 import pytest
 
 from internvid.cutting import CutOptions, annotated_clips, check_download_template, cut_clips, marker_path
 from internvid.manifest import Clip
 from ivtools.video import open_video
-from ivtools.video.synthetic import coded_frames, read_frame_code
+from ivtools.video.synthetic import audio_seconds, coded_frames, read_frame_code, write_video
 
 
 def codes(path) -> list[int]:
@@ -68,30 +66,9 @@ def test_copy_starts_on_the_keyframe_and_covers_the_span(source_dir, tmp_path, i
         assert result.clip_end_ms == (got[-1] + 1) * 40
 
 
-def write_av_source(path, num_frames: int = 100, fps: int = 25, rate: int = 16000) -> None:
+def write_av_source(path, num_frames: int = 100, fps: int = 25) -> None:
     """An H.264 + AAC mp4 whose audio is a 440 Hz tone as long as the video."""
-    frames = coded_frames(num_frames, 96, 160)
-    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate * num_frames // fps) / rate)).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
-        video.codec_context.gop_size = 10
-        audio = out.add_stream("aac", rate=rate)
-        for image in frames:
-            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(video.encode(None))
-        for i in range(0, len(wave), 1024):
-            chunk = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = rate, i, Fraction(1, rate)
-            out.mux(audio.encode(chunk))
-        out.mux(audio.encode(None))
-
-
-def audio_seconds(path) -> float:
-    with av.open(str(path)) as container:
-        rate = container.streams.audio[0].sample_rate
-        return sum(f.samples for f in container.decode(audio=0)) / rate
+    write_video(path, coded_frames(num_frames, 96, 160), fps=fps, gop=10, tone_hz=440)
 
 
 def test_audio_is_trimmed_with_the_video(tmp_path):

@@ -7,12 +7,15 @@ Two measurements, each for 8- and 16-frame clips (sparse sampling, the Kinetics_
   224, flip, RandAugment, normalise, random erasing -- in one process with one torch thread
   (as a DataLoader worker runs), i.e. clips/s per worker.
 
+``--keyints N ...`` re-encodes the 240p source with ``ivtools-reencode`` at each keyframe interval
+and times its decoding (what shorter GOPs buy sparse sampling, and their file size).
 ``--workers N ...`` adds clips/s out of a DataLoader with N worker processes; ``--device_augment``
 measures those rows also with workers that only decode, crop and flip (``--device_augment`` of
 the training), and times ``DeviceAugment`` (RandAugment, normalise, erasing) on a batch of 32
 8x224x224 clips on the training device (CUDA when present, else the CPU with one thread).
 
-The source videos are written first (H.264, 30 fps, keyframe every 2 s, like typical web video).
+The source videos are written first (H.264, 30 fps, keyframe every 2 s like typical web video;
+``--gop`` sets another interval).
 The table goes to stdout and to ``tools/benchmarks/results/video_decode.md`` with the date,
 machine, library versions and the exact command.
 
@@ -48,12 +51,12 @@ RESULTS = Path(__file__).with_name("results") / "video_decode.md"
 SOURCES = {"240p": (240, 426), "720p": (720, 1280)}
 
 
-def write_sources(folder: Path, seconds: float) -> dict[str, Path]:
+def write_sources(folder: Path, seconds: float, gop: int) -> dict[str, Path]:
     fps = 30
     out = {}
     for name, (h, w) in SOURCES.items():
         frames = coded_frames(int(seconds * fps), h, w)
-        out[name] = write_video(folder / f"{name}.mp4", frames, fps=fps, codec="libx264", gop=2 * fps)
+        out[name] = write_video(folder / f"{name}.mp4", frames, fps=fps, codec="libx264", gop=gop)
     return out
 
 
@@ -163,6 +166,29 @@ def device_augment_section(batch: int) -> str:
     )
 
 
+def keyint_section(source: Path, keyints: list[int], clips: int, rng: np.random.Generator) -> str:
+    """240p 8-frame sparse decoding after ``ivtools-reencode`` with each keyframe interval."""
+    from ivtools.video.reencode import ReencodeOptions, reencode_video
+
+    rows = []
+    for keyint in keyints:
+        out = source.with_name(f"keyint{keyint}.mp4")
+        reencode_video(source, out, ReencodeOptions(keyint=keyint))
+        rate = max(decode_rate(out, "pyav", 8, clips, rng) for _ in range(3))
+        rows.append(f"| {keyint} | {out.stat().st_size / 1e3:.0f} | {rate:.1f} |")
+    return (
+        "\n".join(
+            [
+                "\n## Keyframe interval (`ivtools-reencode --keyint N`, crf 23), 240p, pyav, 8 frames, best of 3\n",
+                "| keyframe every N frames | file kB | decode clips/s |",
+                "|---|---|---|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
+
+
 def environment() -> str:
     import av
     import torch
@@ -182,6 +208,12 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the source videos")
+    parser.add_argument(
+        "--gop",
+        type=int,
+        default=60,
+        help="keyframe interval of the source videos, in frames (60: every 2 s)",
+    )
     parser.add_argument("--clips", type=int, default=20, help="clips per measurement")
     parser.add_argument(
         "--workers", type=int, nargs="*", default=[], help="also time a DataLoader with N workers"
@@ -207,6 +239,13 @@ def main(argv: list[str] | None = None) -> str:
         default=[1],
         help="FFmpeg threads per decoder in the DataLoader rows (one set of rows per value)",
     )
+    parser.add_argument(
+        "--keyints",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time 240p decoding after re-encoding with these keyframe intervals",
+    )
     parser.add_argument("--augment_batch", type=int, default=32, help="clips per DeviceAugment batch")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -219,7 +258,7 @@ def main(argv: list[str] | None = None) -> str:
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        sources = write_sources(Path(tmp), args.seconds)
+        sources = write_sources(Path(tmp), args.seconds, args.gop)
         for source, path in sources.items():
             for backend in backends:
                 for clip_len in (8, 16):
@@ -243,6 +282,7 @@ def main(argv: list[str] | None = None) -> str:
             f"{decode_rate(sources['240p'], loader_backend, 8, args.clips, rng, threads):.1f} |"
             for threads in args.decode_threads
         ]
+        keyints = keyint_section(sources["240p"], args.keyints, args.clips, rng) if args.keyints else ""
     table = "\n".join(
         [
             "| source | backend | frames | decode clips/s | pipeline clips/s per worker "
@@ -255,7 +295,7 @@ def main(argv: list[str] | None = None) -> str:
         f"# Video decoding benchmark\n\n"
         f"- date: {datetime.date.today().isoformat()}\n- machine: {environment()}\n"
         f"- command: `python {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}`\n"
-        f"- sources: H.264 {args.seconds:g} s at 30 fps, keyframe every 60 frames; {args.clips} clips each\n\n"
+        f"- sources: H.264 {args.seconds:g} s at 30 fps, keyframe every {args.gop} frames; {args.clips} clips each\n\n"
         f"{table}\n"
     )
     if loader_rows:
@@ -280,6 +320,7 @@ def main(argv: list[str] | None = None) -> str:
             ]
         )
         report += "\n"
+    report += keyints
     if args.device_augment:
         report += device_augment_section(args.augment_batch)
     print(report)

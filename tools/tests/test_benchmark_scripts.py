@@ -23,10 +23,10 @@ def _load(name: str):
 def test_video_decode_benchmark_writes_a_full_table(tmp_path):
     out = tmp_path / "video_decode.md"
     argv = ["--quick", "--output", str(out), "--workers", "0", "--device_augment", "--decode_threads", "2"]
-    argv += ["--loader_threads", "1", "2"]
+    argv += ["--loader_threads", "1", "2", "--keyints", "30", "4"]
     report = _load("video_decode").main(argv)
     assert out.read_text() == report
-    decoding, loader, threads, augment = report.split("\n## ")
+    decoding, loader, threads, keyints, augment = report.split("\n## ")
     rows = [line for line in decoding.splitlines() if line.startswith("| 240p") or line.startswith("| 720p")]
     backends = [b for b in available_backends() if b != "frames"]
     assert len(rows) == 2 * len(backends) * 2
@@ -44,6 +44,13 @@ def test_video_decode_benchmark_writes_a_full_table(tmp_path):
     assert all(float(row[5]) > 0 for row in loader_rows)
     (thread_row,) = [row.strip("| ").split(" | ") for row in threads.splitlines() if row.startswith("| 240p")]
     assert thread_row[2] == "2" and float(thread_row[3]) > 0
+    keyint_rows = [
+        row.strip("| ").split(" | ") for row in keyints.splitlines() if row[:4] in ("| 30", "| 4 ")
+    ]
+    assert [row[0] for row in keyint_rows] == ["30", "4"]
+    sizes = [float(row[1]) for row in keyint_rows]
+    assert sizes[1] > sizes[0] > 0  # more keyframes cost bytes
+    assert all(float(row[2]) > 0 for row in keyint_rows)
     (device, clips, ms, rate) = augment.splitlines()[-1].strip("| ").split(" | ")
     assert device == (torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU, 1 thread")
     assert clips == "2"

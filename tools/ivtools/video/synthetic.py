@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,14 @@ def write_video(
     codec: str | None = None,
     gop: int | None = None,
     options: dict[str, str] | None = None,
+    tone_hz: float | None = None,
+    audio_rate: int = 16000,
 ) -> Path:
     """Encode ``frames`` (``(T, H, W, 3)`` uint8 RGB, even H and W) into ``path``.
 
     The codec defaults from the suffix (H.264 for mp4/mkv/mov, MPEG-4 Part 2 for avi, VP9 for
-    webm) at high quality; ``gop`` sets the keyframe interval.
+    webm) at high quality; ``gop`` sets the keyframe interval. ``tone_hz`` adds an AAC soundtrack
+    (mp4/mkv/mov): a sine of that frequency at ``audio_rate`` Hz, as long as the video.
     """
     import av
 
@@ -57,8 +61,6 @@ def write_video(
     if codec is None:
         raise ValueError(f"no default codec for {path.suffix!r}; pass codec=")
     path.parent.mkdir(parents=True, exist_ok=True)
-    from fractions import Fraction
-
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.height, stream.width = frames.shape[1:3]
@@ -68,10 +70,36 @@ def write_video(
             stream.codec_context.bit_rate = 8_000_000
         if gop is not None:
             stream.codec_context.gop_size = gop
+        audio = container.add_stream("aac", rate=audio_rate) if tone_hz is not None else None
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode(None))
+        if audio is not None:
+            _mux_tone(container, audio, tone_hz, audio_rate, seconds=len(frames) / fps)
     return path
+
+
+def _mux_tone(container, audio, tone_hz: float, rate: int, seconds: float) -> None:
+    import av
+
+    samples = np.arange(round(rate * seconds)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * tone_hz * samples)).astype(np.float32)
+    for start in range(0, len(wave), 1024):
+        chunk = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
+        container.mux(audio.encode(chunk))
+    container.mux(audio.encode(None))
+
+
+def audio_seconds(path: str | os.PathLike) -> float:
+    """Length of the first audio stream's decoded samples, in seconds (0 without audio)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return 0.0
+        rate = container.streams.audio[0].sample_rate
+        return sum(frame.samples for frame in container.decode(audio=0)) / rate
 
 
 def write_frame_folder(
