@@ -39,6 +39,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ivtools.video.reencode import fit_frame, h264_stream
+
 from .manifest import CLIP_PATH, Clip
 from .probe import probe_video
 from .timestamps import format_timestamp, seconds_to_millis, to_seconds
@@ -347,7 +349,7 @@ def _cut_reencode(
     origin, stop = first_pts * vtb, after_pts * vtb
     sound = container.streams.audio[0] if options.audio and container.streams.audio else None
     with av.open(str(out_file), "w", format="mp4") as out:
-        ovideo = _video_encoder(out, video, options)
+        ovideo = h264_stream(out, video, options.crf, options.preset)
         oaudio = out.add_stream("aac", rate=sound.rate) if sound is not None else None
         planar = (
             av.AudioResampler(format="fltp", layout=sound.layout, rate=sound.rate)
@@ -368,7 +370,7 @@ def _cut_reencode(
                     frames += 1
                     frame.pts -= first_pts
                     frame.time_base = vtb
-                    out.mux(ovideo.encode(_fit(frame, ovideo)))
+                    out.mux(ovideo.encode(fit_frame(frame, ovideo)))
                 else:
                     audio_done = audio_done or frame.pts * frame.time_base >= stop
                     if not audio_done:
@@ -405,27 +407,6 @@ def _trim_audio(frame, start: Fraction, origin: Fraction, stop: Fraction):
     trimmed.time_base = Fraction(1, rate)
     trimmed.pts = round(offset * rate) + first
     return trimmed
-
-
-def _video_encoder(out, video, options: CutOptions):
-    ctx = video.codec_context
-    stream = out.add_stream("libx264", rate=video.average_rate or video.guessed_rate or 25)
-    stream.width, stream.height = (
-        ctx.width - ctx.width % 2,
-        ctx.height - ctx.height % 2,
-    )  # yuv420p needs even sizes
-    stream.pix_fmt = "yuv420p"
-    stream.codec_context.time_base = video.time_base
-    stream.options = {"crf": str(options.crf), "preset": options.preset}
-    return stream
-
-
-def _fit(frame, stream):
-    if frame.width == stream.width and frame.height == stream.height and frame.format.name == stream.pix_fmt:
-        return frame
-    fitted = frame.reformat(width=stream.width, height=stream.height, format=stream.pix_fmt)
-    fitted.pts, fitted.time_base = frame.pts, frame.time_base
-    return fitted
 
 
 def cut_one(

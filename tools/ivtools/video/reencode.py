@@ -70,15 +70,15 @@ class ReencodeReport:
         return f"{len(self.done)} re-encoded, {len(self.skipped)} already there, {len(self.failed)} failed"
 
 
-def output_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    """``(height, width)`` scaled so that the shorter side is ``short_side`` (never up), both even
-    (yuv420p needs even sizes)."""
+def output_size(height: int, width: int, short_side: int | None = None) -> tuple[int, int]:
+    """``(height, width)`` scaled so that the shorter side is ``short_side`` (never up), each cut
+    down to an even size (yuv420p needs even sizes)."""
     scale = 1.0 if short_side is None else min(1.0, short_side / min(height, width))
     return _even(height * scale), _even(width * scale)
 
 
 def _even(size: float) -> int:
-    return max(2, int(size / 2 + 0.5) * 2)  # nearest even size, halves rounding up
+    return max(2, int(size) // 2 * 2)
 
 
 def reencode_video(src: str | os.PathLike, dst: str | os.PathLike, options: ReencodeOptions) -> int:
@@ -110,7 +110,9 @@ def _transcode(source, out, options: ReencodeOptions) -> int:
     if not source.streams.video:
         raise ValueError("no video stream")
     video = source.streams.video[0]
-    encoder = _h264_stream(out, video, options)
+    encoder = h264_stream(
+        out, video, options.crf, options.preset, options.keyint, options.short_side, options.threads
+    )
     audio = source.streams.audio[0] if options.audio and source.streams.audio else None
     audio_out = _copied_stream(out, audio) if audio is not None else None
     frames = 0
@@ -121,25 +123,33 @@ def _transcode(source, out, options: ReencodeOptions) -> int:
                 out.mux(packet)
             continue
         for frame in packet.decode():
-            out.mux(encoder.encode(_fit(frame, encoder)))
+            out.mux(encoder.encode(fit_frame(frame, encoder)))
             frames += 1
     out.mux(encoder.encode(None))
     return frames
 
 
-def _h264_stream(out, video, options: ReencodeOptions):
+def h264_stream(
+    out,
+    video,
+    crf: int,
+    preset: str,
+    keyint: int | None = None,
+    short_side: int | None = None,
+    threads: int = 0,
+):
+    """A libx264 yuv420p stream in ``out`` for the frames of the input stream ``video``: its frame
+    rate and time base, its size (see :func:`output_size`), keyframes every ``keyint`` frames
+    (x264's default when ``None``). Feed it frames through :func:`fit_frame`."""
     ctx = video.codec_context
     stream = out.add_stream("libx264", rate=video.average_rate or video.guessed_rate or 25)
-    stream.height, stream.width = output_size(ctx.height, ctx.width, options.short_side)
+    stream.height, stream.width = output_size(ctx.height, ctx.width, short_side)
     stream.pix_fmt = "yuv420p"
     # The source's time base keeps every frame's own timestamp (variable frame rates included).
     stream.codec_context.time_base = video.time_base
-    stream.codec_context.gop_size = options.keyint
-    stream.options = {
-        "crf": str(options.crf),
-        "preset": options.preset,
-        "threads": str(options.threads),
-    }
+    if keyint is not None:
+        stream.codec_context.gop_size = keyint
+    stream.options = {"crf": str(crf), "preset": preset, "threads": str(threads)}
     return stream
 
 
@@ -148,7 +158,8 @@ def _copied_stream(out, audio):
     return add(audio) if add is not None else out.add_stream(template=audio)
 
 
-def _fit(frame, stream):
+def fit_frame(frame, stream):
+    """``frame`` at ``stream``'s size in yuv420p, with its timestamp (itself when it already is)."""
     if (frame.height, frame.width) == (stream.height, stream.width) and frame.format.name == "yuv420p":
         return frame
     # AREA averages every source pixel when shrinking (bilinear would alias at 2x and more).
