@@ -349,7 +349,7 @@ def _cut_reencode(
     origin, stop = first_pts * vtb, after_pts * vtb
     sound = container.streams.audio[0] if options.audio and container.streams.audio else None
     with av.open(str(out_file), "w", format="mp4") as out:
-        ovideo = h264_stream(out, video, options.crf, options.preset)
+        ovideo = h264_stream(out, video, crf=options.crf, preset=options.preset)
         oaudio = out.add_stream("aac", rate=sound.rate) if sound is not None else None
         planar = (
             av.AudioResampler(format="fltp", layout=sound.layout, rate=sound.rate)

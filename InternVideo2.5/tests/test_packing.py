@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import internvideo2_5.engine.finetune as finetune_engine
 from internvideo2_5.chat import VideoChat
 from internvideo2_5.constants import IGNORE_INDEX
 from internvideo2_5.conversation import get_template
@@ -24,7 +25,12 @@ from internvideo2_5.data.packing import (
 from internvideo2_5.data.sft import SFTCollator, SFTSettings, VideoInstructionDataset
 from internvideo2_5.engine.finetune import add_finetune_args, run_finetuning, sft_step
 from internvideo2_5.models.loading import load_pretrained
-from internvideo2_5.models.packed import LOSS_REDUCTIONS, attention_mask_for, block_causal_mask
+from internvideo2_5.models.packed import (
+    LOSS_REDUCTIONS,
+    attention_mask_for,
+    block_causal_mask,
+    packed_lm_loss,
+)
 from ivtools.data import build_loader
 from ivtools.testing import run_script
 from ivtools.video import VideoReadError
@@ -421,7 +427,7 @@ def test_packing_needs_one_tile_per_frame(model_and_samples):
 # ---- end to end ------------------------------------------------------------------------------
 
 
-def test_packed_finetuning_run_trains_and_saves(tiny_checkpoint, coded_video, tmp_path):
+def test_packed_finetuning_run_trains_and_saves(tiny_checkpoint, coded_video, tmp_path, monkeypatch):
     rows = [
         {"video": str(coded_video), "QA": [{"q": f"Question {i}?", "a": "Answer " + "x" * (3 * i)}]}
         for i in range(5)
@@ -431,10 +437,18 @@ def test_packed_finetuning_run_trains_and_saves(tiny_checkpoint, coded_video, tm
     argv += ["--output_dir", str(tmp_path / "out"), "--num_frames", "4", "--num_workers", "0"]
     argv += ["--epochs", "2", "--warmup_epochs", "0", "--lr", "2.56", "--use_llm_lora", "4"]
     argv += ["--freeze_backbone", "--freeze_mlp", "--use_packed_ds", "--num_images_expected", "8"]
-    # on one rank the flag changes nothing numerically; it checks that it reaches the loss
     argv += ["--max_packed_tokens", "1024", "--loss_reduction", "square", "--loss_reduction_all_gather"]
     args = add_finetune_args(argparse.ArgumentParser()).parse_args(argv)
+    # on one rank the flag changes nothing numerically: a spy checks that it reaches the loss
+    flags = []
+
+    def spy(*args, **kwargs):
+        flags.append(args[4] if len(args) > 4 else kwargs.get("loss_reduction_all_gather"))
+        return packed_lm_loss(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_engine, "packed_lm_loss", spy)
     released = run_finetuning(args)
+    assert flags and all(flag is True for flag in flags)
     log = [json.loads(line) for line in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     losses = [r["train_loss"] for r in log if r["kind"] == "epoch"]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses) and losses[1] < losses[0]

@@ -60,7 +60,7 @@ def compile_for_benchmark(model: torch.nn.Module, forward: Callable, args) -> Ca
 
     if not args.compile:
         return forward
-    if args.compile_scope == "blocks" and "reduce-overhead" in (args.compile_mode or ""):
+    if args.compile_scope == "blocks" and uses_cuda_graphs(args.compile_mode):
         # The blocks share one compiled graph, so each block would replay one CUDA graph into the
         # same output buffer, overwriting the previous block's output while it is still needed.
         raise ValueError("--compile_mode reduce-overhead (CUDA graphs) needs --compile_scope model")
@@ -68,6 +68,13 @@ def compile_for_benchmark(model: torch.nn.Module, forward: Callable, args) -> Ca
         compile_blocks(model, mode=args.compile_mode)
         return forward
     return torch.compile(forward, mode=args.compile_mode)
+
+
+def uses_cuda_graphs(mode: str | None) -> bool:
+    """Whether torch.compile's ``mode`` replays CUDA graphs (``reduce-overhead``, ``max-autotune``)."""
+    from torch._inductor import list_mode_options
+
+    return bool(list_mode_options(mode).get("triton.cudagraphs"))
 
 
 def compile_note(args) -> str:

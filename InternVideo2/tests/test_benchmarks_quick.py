@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -45,6 +47,15 @@ def test_benchmark_writes_a_table_with_positive_rates(benchmark_module, tmp_path
         clips_per_s = float(row[3] if script != "inference" else row[2])
         assert clips_per_s > 0
         assert row[-1].endswith("%")
+
+
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_per_block_cuda_graphs_are_refused(benchmark_module, mode):
+    common = benchmark_module("common")
+    args = SimpleNamespace(compile=True, compile_scope="blocks", compile_mode=mode)
+    with pytest.raises(ValueError, match="compile_scope model"):
+        common.compile_for_benchmark(torch.nn.Linear(2, 2), None, args)
+    assert not common.uses_cuda_graphs("max-autotune-no-cudagraphs") and not common.uses_cuda_graphs(None)
 
 
 def test_kernels_benchmark_times_every_attention_and_gemm_variant(benchmark_module, tmp_path):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
 
-from ivtools.video import open_video
+import ivtools.video.reencode as reencode_module
+from ivtools.video import available_backends, open_video
 from ivtools.video.reencode import (
+    VIDEO_SUFFIXES,
     ReencodeOptions,
     main,
     output_size,
@@ -112,3 +117,73 @@ def test_an_output_folder_inside_the_source_folder_is_not_read_as_sources(tmp_pa
     second = reencode_folder(tmp_path, tmp_path / "fast", ReencodeOptions(keyint=4))
     assert len(first.done) == 1 and second.skipped == first.done and second.done == []
     assert [p.name for p in (tmp_path / "fast").rglob("*.mp4")] == ["one.mp4"]
+
+
+def test_keyframes_follow_the_asked_interval_not_the_sources(tmp_path):
+    src = write_video(tmp_path / "src.mp4", coded_frames(60, 96, 160), fps=30, gop=10)
+    reencode_video(src, tmp_path / "short.mp4", ReencodeOptions(keyint=8))
+    reencode_video(src, tmp_path / "long.mp4", ReencodeOptions(keyint=40))
+    assert keyframe_indices(tmp_path / "short.mp4") == list(range(0, 60, 8))
+    assert keyframe_indices(tmp_path / "long.mp4") == [0, 40]
+
+
+@pytest.mark.parametrize("backend", [b for b in available_backends() if b != "frames"])
+@pytest.mark.parametrize("suffix", sorted(VIDEO_SUFFIXES))
+def test_every_output_name_reads_back_the_right_frames_with_every_backend(tmp_path, suffix, backend):
+    src = write_video(tmp_path / "src.mp4", coded_frames(60, 96, 160), fps=30, gop=10)
+    out = tmp_path / f"out{suffix}"
+    reencode_video(src, out, ReencodeOptions(keyint=8))
+    wanted = [0, 1, 10, 29, 59, 33]
+    with open_video(out, backend=backend) as reader:
+        assert len(reader) == 60
+        assert [read_frame_code(f) for f in reader.get_frames(wanted)] == wanted
+
+
+def frame_times(path) -> list[Fraction]:
+    with av.open(str(path)) as container:
+        return [frame.pts * frame.time_base for frame in container.decode(video=0)]
+
+
+def test_every_frame_keeps_its_time_in_a_variable_frame_rate_video(tmp_path):
+    src = tmp_path / "vfr.mp4"
+    ticks = [0, 1, 3, 4, 8, 9, 10, 15, 16, 20]  # in 1/30 s
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 30)
+        for tick, image in zip(ticks, coded_frames(len(ticks), 96, 160)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = tick, Fraction(1, 30)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    source_times = frame_times(src)
+    assert source_times == [Fraction(t, 30) for t in ticks]
+    for name in ("out.mp4", "out.mkv"):
+        reencode_video(src, tmp_path / name, ReencodeOptions(keyint=4))
+        assert frame_times(tmp_path / name) == pytest.approx(source_times, abs=1e-3)
+
+
+def test_an_output_folder_holding_the_source_folder_still_reads_every_source(tmp_path):
+    write_video(tmp_path / "raw" / "one.mp4", coded_frames(8, 96, 160), fps=25)
+    report = reencode_folder(tmp_path / "raw", tmp_path, ReencodeOptions(keyint=4))
+    assert report.done == [str(tmp_path / "raw" / "one.mp4")]
+    assert (tmp_path / "one.mp4").is_file()
+
+
+def _dies_on_crash_files(job):
+    if job[0].name == "crash.mp4":
+        os._exit(1)
+    return reencode_module._reencode_one_unpatched(job)
+
+
+def test_a_worker_that_dies_is_reported_not_raised(tmp_path, monkeypatch):
+    for name in ("crash.mp4", "fine.mp4"):
+        write_video(tmp_path / "src" / name, coded_frames(8, 96, 160), fps=25)
+    monkeypatch.setattr(
+        reencode_module, "_reencode_one_unpatched", reencode_module._reencode_one, raising=False
+    )
+    monkeypatch.setattr(reencode_module, "_reencode_one", _dies_on_crash_files)
+    report = reencode_folder(tmp_path / "src", tmp_path / "out", ReencodeOptions(keyint=4), workers=2)
+    assert str(tmp_path / "src" / "crash.mp4") in [src for src, _ in report.failed]
+    assert all("worker process died" in reason for _, reason in report.failed)
+    assert len(report.done) + len(report.failed) == 2

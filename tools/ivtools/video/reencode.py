@@ -3,13 +3,14 @@
 Sparse sampling (the fine-tuning recipes' 8 or 16 frames spread over the whole video) needs every
 wanted frame's GOP decoded from its keyframe. With the keyframe every 2 s of typical web video a
 clip costs about a full decode of the video; with a keyframe every 16 frames, 240p 8-frame clips
-decode 1.5-1.6x faster for about 30 % larger files (``tools/benchmarks/results/video_decode.md``).
+decode about 1.55x faster for about 30 % larger files (``tools/benchmarks/results/video_decode.md``).
 Downscaling to the training resolution's class (``--short-side``) cuts decoding further.
 
 Every decoded frame is encoded again with its own timestamp, so frame counts, frame rate and
 frame indices stay those of the source. Files keep their relative paths and names, so annotation
-files stay valid; ``.webm`` names hold Matroska (WebM's parent format, read by the same FFmpeg
-demuxer), as WebM itself cannot hold H.264. A source that cannot be decoded is reported and
+files stay valid. ``.webm`` and ``.avi`` names hold Matroska (FFmpeg finds containers by their
+content): WebM cannot hold H.264, and decord reads H.264 in AVI at the wrong frames once there is
+more than one keyframe. A source that cannot be decoded is reported and
 counted, never half-written: outputs appear only complete (written beside, then renamed).
 
     ivtools-reencode SRC_DIR OUT_DIR --keyint 16 --short-side 320 --workers 8
@@ -20,12 +21,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    import av
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv")
 # The container written for each file name: the one its suffix names wherever that can hold H.264.
@@ -35,7 +41,7 @@ _CONTAINER = {
     ".mov": "mov",
     ".mkv": "matroska",
     ".webm": "matroska",
-    ".avi": "avi",
+    ".avi": "matroska",
     ".flv": "flv",
 }
 
@@ -111,7 +117,13 @@ def _transcode(source, out, options: ReencodeOptions) -> int:
         raise ValueError("no video stream")
     video = source.streams.video[0]
     encoder = h264_stream(
-        out, video, options.crf, options.preset, options.keyint, options.short_side, options.threads
+        out,
+        video,
+        crf=options.crf,
+        preset=options.preset,
+        keyint=options.keyint,
+        short_side=options.short_side,
+        threads=options.threads,
     )
     audio = source.streams.audio[0] if options.audio and source.streams.audio else None
     audio_out = _copied_stream(out, audio) if audio is not None else None
@@ -130,14 +142,15 @@ def _transcode(source, out, options: ReencodeOptions) -> int:
 
 
 def h264_stream(
-    out,
-    video,
+    out: av.container.OutputContainer,
+    video: av.video.stream.VideoStream,
+    *,
     crf: int,
     preset: str,
     keyint: int | None = None,
     short_side: int | None = None,
     threads: int = 0,
-):
+) -> av.video.stream.VideoStream:
     """A libx264 yuv420p stream in ``out`` for the frames of the input stream ``video``: its frame
     rate and time base, its size (see :func:`output_size`), keyframes every ``keyint`` frames
     (x264's default when ``None``). Feed it frames through :func:`fit_frame`."""
@@ -153,19 +166,29 @@ def h264_stream(
     return stream
 
 
-def _copied_stream(out, audio):
+def _copied_stream(
+    out: av.container.OutputContainer, audio: av.audio.stream.AudioStream
+) -> av.audio.stream.AudioStream:
     add = getattr(out, "add_stream_from_template", None)  # PyAV >= 13; older ones take template=
     return add(audio) if add is not None else out.add_stream(template=audio)
 
 
-def fit_frame(frame, stream):
-    """``frame`` at ``stream``'s size in yuv420p, with its timestamp (itself when it already is)."""
-    if (frame.height, frame.width) == (stream.height, stream.width) and frame.format.name == "yuv420p":
-        return frame
-    # AREA averages every source pixel when shrinking (bilinear would alias at 2x and more).
-    fitted = frame.reformat(width=stream.width, height=stream.height, format="yuv420p", interpolation="AREA")
-    fitted.pts, fitted.time_base = frame.pts, frame.time_base
-    return fitted
+def fit_frame(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> av.VideoFrame:
+    """``frame`` ready for :func:`h264_stream`'s ``stream``: its size in yuv420p, its timestamp, and
+    no picture type."""
+    if (frame.height, frame.width) != (stream.height, stream.width) or frame.format.name != "yuv420p":
+        # AREA averages every source pixel when shrinking (bilinear would alias at 2x and more).
+        fitted = frame.reformat(
+            width=stream.width, height=stream.height, format="yuv420p", interpolation="AREA"
+        )
+        fitted.pts, fitted.time_base = frame.pts, frame.time_base
+        frame = fitted
+    # A decoded keyframe keeps its type, and libx264 makes every frame typed I a keyframe: the
+    # source's keyframes would cut every GOP short of the asked interval.
+    from av.video.frame import PictureType
+
+    frame.pict_type = PictureType.NONE
+    return frame
 
 
 def find_videos(root: str | os.PathLike, suffixes: Sequence[str] = VIDEO_SUFFIXES) -> list[Path]:
@@ -202,10 +225,11 @@ def reencode_folder(
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     if out_dir.resolve() == src_dir.resolve():
         raise ValueError(f"{out_dir}: the output folder must differ from the source folder")
+    output_inside_sources = out_dir.resolve().is_relative_to(src_dir.resolve())
     report = ReencodeReport()
     jobs = []
     for rel in find_videos(src_dir, suffixes):
-        if (src_dir / rel).resolve().is_relative_to(out_dir.resolve()):
+        if output_inside_sources and (src_dir / rel).resolve().is_relative_to(out_dir.resolve()):
             continue  # an output folder inside the source folder holds outputs, not sources
         if (out_dir / rel).exists() and not overwrite:
             report.skipped.append(str(src_dir / rel))
@@ -220,13 +244,18 @@ def reencode_folder(
     return report
 
 
-def _run(jobs: list, workers: int) -> Iterable[tuple[str, str | None]]:
+def _run(jobs: list[tuple[Path, Path, ReencodeOptions]], workers: int) -> Iterator[tuple[str, str | None]]:
     progress = {"total": len(jobs), "desc": "re-encoding", "unit": "video"}
     if workers <= 1:
         yield from tqdm(map(_reencode_one, jobs), **progress)
         return
     with ProcessPoolExecutor(workers) as pool:
-        yield from tqdm(pool.map(_reencode_one, jobs), **progress)
+        futures = [(job[0], pool.submit(_reencode_one, job)) for job in jobs]
+        for src, future in tqdm(futures, **progress):
+            try:
+                yield future.result()
+            except BrokenProcessPool:  # a worker killed (crash, out of memory) fails what was left
+                yield str(src), f"{src}: not re-encoded, a worker process died; run again to retry"
 
 
 def main(argv: list[str] | None = None) -> int:
