@@ -63,7 +63,9 @@ def compile_for_benchmark(model: torch.nn.Module, forward: Callable, args) -> Ca
     if args.compile_scope == "blocks" and uses_cuda_graphs(args.compile_mode):
         # The blocks share one compiled graph, so each block would replay one CUDA graph into the
         # same output buffer, overwriting the previous block's output while it is still needed.
-        raise ValueError("--compile_mode reduce-overhead (CUDA graphs) needs --compile_scope model")
+        raise ValueError(
+            f"--compile_mode {args.compile_mode} replays CUDA graphs: it needs --compile_scope model"
+        )
     if args.compile_scope == "blocks":
         compile_blocks(model, mode=args.compile_mode)
         return forward

@@ -79,7 +79,7 @@ def measure(name: str, recipe, args, device, peak: float) -> str:
     video = (
         augmented_input(batch, frames, size, device, dtype)
         if args.device_augment
-        else (torch.randn(batch, 3, frames, size, size, device=device, dtype=dtype))
+        else torch.randn(batch, 3, frames, size, size, device=device, dtype=dtype)
     )
     target = torch.randn(batch, 400, device=device).softmax(-1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")

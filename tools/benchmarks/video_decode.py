@@ -153,16 +153,10 @@ def device_augment_section(batch: int) -> str:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, 1 thread"
     ms = device_augment_ms(device, batch, repeats=10 if device.type == "cuda" else 1)
-    return (
-        "\n".join(
-            [
-                "\n## DeviceAugment (RandAugment rand-m7-n4-mstd0.5-inc1, normalise, erasing 0.25), 8x224x224 clips\n",
-                "| device | clips per batch | ms per batch | clips/s |",
-                "|---|---|---|---|",
-                f"| {name} | {batch} | {ms:.2f} | {batch / ms * 1e3:.1f} |",
-            ]
-        )
-        + "\n"
+    return markdown_section(
+        "DeviceAugment (RandAugment rand-m7-n4-mstd0.5-inc1, normalise, erasing 0.25), 8x224x224 clips",
+        ["device", "clips per batch", "ms per batch", "clips/s"],
+        [f"| {name} | {batch} | {ms:.2f} | {batch / ms * 1e3:.1f} |"],
     )
 
 
@@ -176,17 +170,20 @@ def keyint_section(source: Path, keyints: list[int], clips: int, rng: np.random.
         reencode_video(source, out, ReencodeOptions(keyint=keyint))
         rate = max(decode_rate(out, "pyav", 8, clips, rng) for _ in range(3))
         rows.append(f"| {keyint} | {out.stat().st_size / 1e3:.0f} | {rate:.1f} |")
-    return (
-        "\n".join(
-            [
-                "\n## Keyframe interval (`ivtools-reencode --keyint N`, crf 23), 240p, pyav, 8 frames, best of 3\n",
-                "| keyframe every N frames | file kB | decode clips/s |",
-                "|---|---|---|",
-                *rows,
-            ]
-        )
-        + "\n"
+    return markdown_section(
+        "Keyframe interval (`ivtools-reencode --keyint N`, crf 23), 240p, pyav, 8 frames, best of 3",
+        ["keyframe every N frames", "file kB", "decode clips/s"],
+        rows,
     )
+
+
+def markdown_table(columns: list[str], rows: list[str]) -> str:
+    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows])
+
+
+def markdown_section(title: str, columns: list[str], rows: list[str]) -> str:
+    """A report section: blank line, ``## title``, blank line, the table, newline."""
+    return f"\n## {title}\n\n{markdown_table(columns, rows)}\n"
 
 
 def environment() -> str:
@@ -283,13 +280,16 @@ def main(argv: list[str] | None = None) -> str:
             for threads in args.decode_threads
         ]
         keyints = keyint_section(sources["240p"], args.keyints, args.clips, rng) if args.keyints else ""
-    table = "\n".join(
+    table = markdown_table(
         [
-            "| source | backend | frames | decode clips/s | pipeline clips/s per worker "
-            f"| same, num_sample {args.num_sample} |",
-            "|---|---|---|---|---|---|",
-            *rows,
-        ]
+            "source",
+            "backend",
+            "frames",
+            "decode clips/s",
+            "pipeline clips/s per worker",
+            f"same, num_sample {args.num_sample}",
+        ],
+        rows,
     )
     report = (
         f"# Video decoding benchmark\n\n"
@@ -299,27 +299,17 @@ def main(argv: list[str] | None = None) -> str:
         f"{table}\n"
     )
     if loader_rows:
-        report += (
-            "\n".join(
-                [
-                    f"\n## DataLoader, 8-frame clips, backend {loader_backend}, 32 clips per batch\n",
-                    "| source | workers | decoder threads | num_sample | workers do | clips/s |",
-                    "|---|---|---|---|---|---|",
-                    *loader_rows,
-                ]
-            )
-            + "\n"
+        report += markdown_section(
+            f"DataLoader, 8-frame clips, backend {loader_backend}, 32 clips per batch",
+            ["source", "workers", "decoder threads", "num_sample", "workers do", "clips/s"],
+            loader_rows,
         )
     if thread_rows:
-        report += "\n".join(
-            [
-                "\n## Decoder threads, 8-frame clips, decode only\n",
-                "| source | backend | threads | decode clips/s |",
-                "|---|---|---|---|",
-                *thread_rows,
-            ]
+        report += markdown_section(
+            "Decoder threads, 8-frame clips, decode only",
+            ["source", "backend", "threads", "decode clips/s"],
+            thread_rows,
         )
-        report += "\n"
     report += keyints
     if args.device_augment:
         report += device_augment_section(args.augment_batch)

@@ -366,7 +366,8 @@ def run_finetuning(args: argparse.Namespace) -> Path:
     )
     trainer = Trainer(backend, loader, step, trainer_config_from_args(args), dist, scheduler, wd_schedule)
     if is_main_process():
-        count = parameter_count(p for n, p in model.named_parameters() if n in set(trainable))
+        trainable_names = set(trainable)
+        count = parameter_count(p for n, p in model.named_parameters() if n in trainable_names)
         print(f"{describe_dataset(dataset)}; {count / 1e6:.2f}M trainable parameters", flush=True)
     trainer.fit()
     out = Path(args.output_dir) / RELEASED_DIR
